@@ -1,0 +1,12 @@
+"""Open, rebuildable matched difference-in-differences evaluation of Signs of Safety.
+
+Data flows one way through the modules: ``sources`` (manifest and fetch) ->
+``readers`` (one official format each, to a tidy long table) -> ``panel``
+(validated LA-year panel) -> ``matching`` -> ``estimation`` -> ``evidence`` ->
+figures and tables read by the book's chapters.
+"""
+from pathlib import Path
+
+#: Repository root (the folder holding ``pyproject.toml``).
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data"

@@ -1,0 +1,55 @@
+"""Command line: ``python -m analysis {fetch,data,results,estimate,...}``.
+
+Bad input ends in one line on stderr naming file, column and row, and a
+non-zero exit status; never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .errors import DataError
+
+
+def _cmd_fetch(args: argparse.Namespace) -> None:
+    from .sources import fetch_all
+
+    paths = fetch_all(progress=True)
+    print(f"{len(paths)} source files verified in the cache")
+
+
+def _cmd_data(args: argparse.Namespace) -> None:
+    from .panel import build_panel_files
+
+    t0 = time.perf_counter()
+    written = build_panel_files()
+    for p in written:
+        print(f"wrote {p}")
+    print(f"panel built in {time.perf_counter() - t0:.1f} s")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("fetch", help="fetch and verify every source file into data/raw/").set_defaults(func=_cmd_fetch)
+    sub.add_parser("data", help="build data/processed/panel.csv and measures.csv").set_defaults(func=_cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

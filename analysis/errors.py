@@ -1,0 +1,30 @@
+"""Errors the pipeline raises for bad input, and how the CLI reports them."""
+from __future__ import annotations
+
+
+class DataError(Exception):
+    """Bad or missing input: a one-line message naming file, column and row.
+
+    The CLI prints the message alone (no traceback) and exits non-zero.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None,
+                 column: str | None = None, row: int | None = None,
+                 hint: str | None = None) -> None:
+        parts = []
+        if file is not None:
+            parts.append(f"{file}")
+        if column is not None:
+            parts.append(f"column '{column}'")
+        if row is not None:
+            parts.append(f"row {row}")
+        where = ", ".join(parts)
+        text = f"{where}: {message}" if where else message
+        if hint:
+            text = f"{text} ({hint})"
+        super().__init__(text)
+        self.file, self.column, self.row = file, column, row
+
+
+class DesignError(DataError):
+    """The study design file is inconsistent (unknown LA, measure, impossible design)."""

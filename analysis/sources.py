@@ -50,8 +50,14 @@ class Source:
         return cache_dir() / self.path
 
 
-def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, Source]:
+def manifest_path() -> Path:
+    """The manifest in use: ``$SOS_DATA_MANIFEST`` (tests, trial updates) or ``data/manifest.csv``."""
+    return Path(os.environ.get("SOS_DATA_MANIFEST", MANIFEST_PATH))
+
+
+def load_manifest(path: Path | None = None) -> dict[str, Source]:
     """Read the manifest into ``{id: Source}``, checking its columns."""
+    path = manifest_path() if path is None else path
     if not path.exists():
         raise DataError("manifest not found", file=_rel(path))
     with open(path, newline="", encoding="utf-8") as fh:
@@ -152,7 +158,7 @@ def fetch(source: Source | str, *, progress: bool = False,
     if isinstance(source, str):
         manifest = manifest or load_manifest()
         if source not in manifest:
-            raise DataError(f"unknown source id '{source}'", file=_rel(MANIFEST_PATH))
+            raise DataError(f"unknown source id '{source}'", file=_rel(manifest_path()))
         source = manifest[source]
     dest = source.cached_path
     if dest.exists() and sha256_of(dest) == source.sha256:

@@ -21,6 +21,7 @@ TIDY_COLUMNS = [
     "suppressed",        # True when the file held a suppression token
     "token",             # the raw token when suppressed ("c", "x", "[z]"...), else ""
     "source_id",         # manifest id of the file
+    "row",               # line number in the file (for error messages), -1 if unknown
 ]
 
 #: DfE/ONS suppression and special-value tokens (compared lower-case, brackets stripped).
@@ -113,7 +114,9 @@ def tidy_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate reader parts into the tidy schema with stable dtypes."""
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in TIDY_COLUMNS})
+    parts = [p if "row" in p.columns else p.assign(row=-1) for p in parts]
     out = pd.concat([p[TIDY_COLUMNS] for p in parts], ignore_index=True)
+    out["row"] = out["row"].fillna(-1).astype(int)
     out["year"] = out["year"].astype(int)
     out["value"] = out["value"].astype(float)
     out["suppressed"] = out["suppressed"].astype(bool)
@@ -150,5 +153,6 @@ def melt_measures(df: pd.DataFrame, columns: dict[str, str], *, file: str, sourc
             "suppressed": suppressed,
             "token": token,
             "source_id": source_id,
+            "row": np.asarray(rows, dtype=int),
         }))
     return tidy_frame(parts)

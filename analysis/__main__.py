@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from .errors import DataError
 
@@ -23,7 +24,7 @@ def _cmd_data(args: argparse.Namespace) -> None:
     from .panel import build_panel_files
 
     t0 = time.perf_counter()
-    written = build_panel_files()
+    written = build_panel_files(out_dir=args.out)
     for p in written:
         print(f"wrote {p}")
     print(f"panel built in {time.perf_counter() - t0:.1f} s")
@@ -33,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch", help="fetch and verify every source file into data/raw/").set_defaults(func=_cmd_fetch)
-    sub.add_parser("data", help="build data/processed/panel.csv and measures.csv").set_defaults(func=_cmd_data)
+    p_data = sub.add_parser("data", help="build data/processed/panel.csv and measures.csv")
+    p_data.add_argument("--out", type=Path, default=None,
+                        help="output folder (default data/processed)")
+    p_data.set_defaults(func=_cmd_data)
     return parser
 
 

@@ -44,6 +44,7 @@ class Source:
     url: str
     sha256: str
     bytes: int
+    release_date: str = ""  # YYYY-MM of publication: where releases overlap, newest wins
 
     @property
     def cached_path(self) -> Path:
@@ -74,7 +75,8 @@ def load_manifest(path: Path | None = None) -> dict[str, Source]:
             except ValueError:
                 raise DataError(f"bytes is not an integer: {row['bytes']!r}",
                                 file=_rel(path), column="bytes", row=i) from None
-            out[row["id"]] = Source(**{**{k: row[k] for k in MANIFEST_COLUMNS}, "bytes": size})
+            out[row["id"]] = Source(**{**{k: row[k] for k in MANIFEST_COLUMNS}, "bytes": size,
+                                       "release_date": (row.get("release_date") or "").strip()})
     return out
 
 

@@ -12,12 +12,15 @@ Features
     ``<outcome>_level``: mean of the outcome over the pre-years;
     ``<outcome>_trend``: OLS slope per year over the pre-years (only when the
     design has two or more pre-years; with one pre-year the level alone is
-    used); each context variable at the last pre-year in which it is observed
-    (``context_at="last"``, default) or its mean over the pre-years
-    (``context_at="mean"``). Child population and density enter as natural
-    logs (``log_vars``) because they are right-skewed over orders of
-    magnitude. Ofsted's overall judgement (1 Outstanding .. 4 Inadequate)
-    enters as a number, i.e. as an ordinal score.
+    used). Each context variable is measured, per ``context_at``, at the
+    last pre-year in which it is observed ("last", default), as its mean
+    over the pre-years ("mean"), or in the year right after the last
+    pre-year ("next": only for variables recorded *at the start* of a year,
+    such as the Ofsted judgement in force, whose value there is still fixed
+    before any treated LA's first treated year). Child population and
+    density enter as natural logs (``log_vars``): they are right-skewed over
+    orders of magnitude. Ofsted's overall judgement (1 Outstanding ..
+    4 Inadequate) enters as an ordinal score.
 Covariance
     The pooled within-group covariance of treated and donors (each group
     centred on its own mean, cross-products summed, divided by ``n - 2``):
@@ -28,27 +31,40 @@ Covariance
     MatchIt falls back to a generalised inverse.
 Region
     Region is categorical, so it is not put inside the Mahalanobis form (one
-    dummy per region gives rare regions enormous weight). It enters as one
-    extra orthogonal coordinate on which LAs in different regions are
-    ``region_penalty`` standard deviations apart:
-    ``distance = sqrt(mahalanobis**2 + region_penalty**2 * [regions differ])``.
-    ``region_penalty=0`` ignores region; ``region_exact=True`` allows only
-    same-region donors (MatchIt's ``exact=``).
+    dummy per region gives rare regions enormous weight). A donor in another
+    region is counted ``region_penalty`` further away:
+    ``distance = mahalanobis + region_penalty * [regions differ]``, the
+    near-exact matching penalty of Rosenbaum (2010, ch. 10) in the units of
+    the Mahalanobis distance (1 = one standard deviation of an uncorrelated
+    feature). A small penalty is a soft preference for the same region, a
+    large one makes a cross-region match a last resort; ``region_penalty=0``
+    ignores region; ``region_exact=True`` allows only same-region donors
+    (MatchIt's ``exact=``).
 Missing data
     A donor lacking any feature is dropped from this outcome's pool (reported
     in ``MatchResult.donors_dropped``); a treated LA lacking one is a
     :class:`~analysis.errors.DesignError`, because silently dropping a pilot
-    changes the estimand.
+    changes the estimand. For context variables listed in
+    ``missing_category`` (e.g. Ofsted: "not yet inspected"), missing is a
+    category instead: the missing-indicator method, with an indicator feature
+    ``<var>_missing`` and the missing values set to the mean of the observed
+    ones.
 Without replacement
-    Optimal, not greedy: each treated LA is repeated ``k`` times and
-    :func:`scipy.optimize.linear_sum_assignment` minimises the total distance
-    (optmatch's ``pairmatch(controls = k)``), so the result does not depend on
-    the order of the treated LAs.
+    ``method="optimal"`` (default): each treated LA is repeated ``k`` times
+    and :func:`scipy.optimize.linear_sum_assignment` minimises the total
+    distance (optmatch's ``pairmatch(controls = k)``), so the result does not
+    depend on the order of the treated LAs. Greedy alternatives:
+    ``"greedy_closest"`` (repeatedly take the closest available pair) and
+    ``"greedy_hardest_first"`` (treated LAs whose nearest donor is farthest
+    choose first, each taking its ``k`` nearest still available).
 Caliper
-    In standard deviations of the distance: a pair is admissible when its
-    distance is at most ``caliper`` times the SD of all finite treated-donor
-    distances of the pool. A treated LA with no admissible donor is unmatched
-    and reported; one with fewer than ``k`` gets the ones it has.
+    In standard deviations of the distance: a pair is within the caliper when
+    its distance is at most ``caliper`` times the SD of all finite
+    treated-donor distances of the pool. With ``caliper_action="drop"``
+    (default) pairs beyond it are not allowed: a treated LA with no donor
+    within it is unmatched and reported, one with fewer than ``k`` gets the
+    ones it has. With ``"flag"`` matching ignores the caliper and the pairs
+    beyond it are flagged (``beyond_caliper``) and noted.
 Weights
     Treated LAs weigh 1. A comparator weighs the sum, over the treated LAs it
     serves, of ``1 / k_i`` (``k_i`` the number of comparators of that treated
@@ -59,7 +75,7 @@ Weights
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -79,13 +95,13 @@ class MatchResult:
 
     Attributes
     ----------
-    outcome, pre_years, k, replace, caliper, region_penalty, region_exact
+    outcome, pre_years, k, replace, method, caliper, caliper_action, region_penalty, region_exact
         The arguments of the call.
     pairs : DataFrame
         One row per (treated, comparator) pair: ``treated_code``,
         ``treated_name``, ``comparator_code``, ``comparator_name``, ``rank``
         (1 = nearest), ``distance`` (including any region penalty),
-        ``mahalanobis`` (features only), ``same_region``.
+        ``mahalanobis`` (features only), ``same_region``, ``beyond_caliper``.
     matched_panel : DataFrame
         Panel rows (all years) of the matched treated LAs and their
         comparators, with ``weight`` (treated 1; comparator: sum of ``1/k_i``
@@ -119,7 +135,9 @@ class MatchResult:
     pre_years: list[int]
     k: int
     replace: bool
+    method: str
     caliper: float | None
+    caliper_action: str
     region_penalty: float
     region_exact: bool
     pairs: pd.DataFrame
@@ -174,10 +192,15 @@ def match_comparators(panel: pd.DataFrame, treated: dict[str, int], donors: Sequ
                       outcome: str, pre_years: Sequence[int],
                       context: Sequence[str] = ("pop_0_17", "idaci_score",
                                                 "people_per_sqkm", "ofsted_overall"),
-                      k: int = 2, replace: bool = True, caliper: float | None = None,
+                      k: int = 2, replace: bool = True,
+                      method: Literal["optimal", "greedy_closest",
+                                      "greedy_hardest_first"] = "optimal",
+                      caliper: float | None = None,
+                      caliper_action: Literal["drop", "flag"] = "drop",
                       region_exact: bool = False, region_penalty: float = 1.0,
-                      context_at: Literal["last", "mean"] = "last",
+                      context_at: str | Mapping[str, str] = "last",
                       log_vars: Sequence[str] = DEFAULT_LOG_VARS,
+                      missing_category: Sequence[str] = (),
                       min_pre_years: int | None = None) -> MatchResult:
     """Match each treated LA to its ``k`` nearest donors on pre-period features.
 
@@ -200,20 +223,27 @@ def match_comparators(panel: pd.DataFrame, treated: dict[str, int], donors: Sequ
     k : int
         Comparators per treated LA.
     replace : bool
-        Whether a donor may serve several treated LAs. Without replacement
-        the match is optimal (minimum total distance), not greedy.
+        Whether a donor may serve several treated LAs.
+    method : {"optimal", "greedy_closest", "greedy_hardest_first"}
+        Algorithm without replacement (ignored with replacement, where each
+        treated LA simply takes its ``k`` nearest).
     caliper : float, optional
-        Maximum distance in SDs of all treated-donor distances of the pool.
+        Caliper in SDs of all treated-donor distances of the pool.
+    caliper_action : {"drop", "flag"}
+        Disallow pairs beyond the caliper, or only flag them.
     region_exact : bool
         Only donors in the treated LA's region are allowed.
     region_penalty : float
-        Extra coordinate for a region mismatch, in SD units (0 ignores region).
-    context_at : {"last", "mean"}
-        Context value at the last pre-year in which it is observed, or its
-        mean over the pre-years.
+        Added to the distance when regions differ (0 ignores region).
+    context_at : str or dict
+        "last", "mean" or "next" (see the module notes), for every context
+        variable or as ``{variable: rule}`` (variables not named: "last").
     log_vars : sequence of str
         Context columns entered as natural logs (non-positive values count
         as missing).
+    missing_category : sequence of str
+        Context columns whose missing values form a category (indicator
+        feature plus mean imputation) instead of excluding the LA.
     min_pre_years : int, optional
         Minimum number of observed pre-years for the outcome features
         (default: all of them). Fewer than two observed years leaves the
@@ -228,21 +258,23 @@ def match_comparators(panel: pd.DataFrame, treated: dict[str, int], donors: Sequ
     DesignError
         No pre-years, a pre-year not before some treated LA's start, an LA
         missing from the panel, a treated LA also a donor, a treated LA
-        missing a feature, too few donors.
+        missing a feature, too few donors, an unknown option.
     DataError
-        Missing panel columns or duplicate LA-years.
+        Missing or non-numeric panel columns, duplicate LA-years.
     """
     pre_years = sorted(int(y) for y in pre_years)
     treated = {str(c): int(y) for c, y in treated.items()}
     donors = list(dict.fromkeys(str(d) for d in donors))  # dedupe, keep order
-    _check_design(panel, treated, donors, outcome, pre_years, list(context), k, caliper,
-                  region_penalty)
+    context = list(context)
+    rules = _context_rules(context, context_at)
+    _check_design(panel, treated, donors, outcome, pre_years, context, k, caliper,
+                  region_penalty, rules, method, caliper_action, missing_category)
     use_region = region_exact or region_penalty > 0
 
     codes = list(treated) + donors
     sub = panel.loc[panel["la_code"].isin(codes)]
-    feats, names, missing = _features(sub, codes, outcome, pre_years, list(context),
-                                      context_at, set(log_vars), min_pre_years)
+    feats, names, missing = _features(sub, codes, outcome, pre_years, context, rules,
+                                      set(log_vars), set(missing_category), min_pre_years)
     meta = _la_meta(sub, codes)
     if use_region:
         missing = missing.copy()
@@ -256,13 +288,14 @@ def match_comparators(panel: pd.DataFrame, treated: dict[str, int], donors: Sequ
         raise DesignError(
             f"treated LA {code} ({meta.at[code, 'la_name']}) has no value for "
             f"{', '.join(what)} in pre-years {_years_text(pre_years)}: it cannot be matched "
-            f"on {outcome!r}", hint="change the pre-years or the context variables for this outcome")
+            f"on {outcome!r}", hint="change the pre-years or the context variables for this "
+            "outcome, or treat missing as a category")
 
     dropped: dict[str, str] = {}
-    for code in donors:
-        what = [c for c in missing.columns if missing.at[code, c]]
-        if what:
-            dropped[code] = "missing " + ", ".join(what)
+    miss_d = missing.loc[donors].to_numpy(bool)
+    cols = list(missing.columns)
+    for i in np.flatnonzero(miss_d.any(axis=1)):
+        dropped[donors[i]] = "missing " + ", ".join(c for c, m in zip(cols, miss_d[i]) if m)
     pool = [d for d in donors if d not in dropped]
     t_codes = list(treated)
     if len(pool) < k:
@@ -283,7 +316,7 @@ def match_comparators(panel: pd.DataFrame, treated: dict[str, int], donors: Sequ
         same = reg_t[:, None] == reg_d[None, :]
     else:
         same = np.ones_like(maha, dtype=bool)
-    dist = np.sqrt(maha**2 + (region_penalty**2) * (~same)) if region_penalty > 0 else maha.copy()
+    dist = maha + region_penalty * (~same)
     if region_exact:
         dist = np.where(same, dist, np.inf)
 
@@ -293,10 +326,15 @@ def match_comparators(panel: pd.DataFrame, treated: dict[str, int], donors: Sequ
         finite = dist[np.isfinite(dist)]
         # SD of the distances themselves, so the caliper scales with the pool.
         caliper_distance = float(caliper * np.std(finite, ddof=1)) if finite.size > 1 else 0.0
-        admissible &= dist <= caliper_distance
+        if caliper_action == "drop":
+            admissible &= dist <= caliper_distance
 
-    chosen = (_match_with_replacement(dist, admissible, k) if replace
-              else _match_optimal(dist, admissible, k))
+    if replace:
+        chosen = _match_with_replacement(dist, admissible, k)
+    elif method == "optimal":
+        chosen = _match_optimal(dist, admissible, k)
+    else:
+        chosen = _match_greedy(dist, admissible, k, hardest_first=method == "greedy_hardest_first")
 
     notes: list[str] = []
     if dropped:
@@ -306,22 +344,32 @@ def match_comparators(panel: pd.DataFrame, treated: dict[str, int], donors: Sequ
     rows = []
     unmatched: list[str] = []
     for i, code in enumerate(t_codes):
+        name = meta.at[code, "la_name"]
         js = sorted(chosen[i], key=lambda j: (dist[i, j], pool[j]))
         if not js:
             unmatched.append(code)
             why = "within the caliper" if caliper is not None else "in its region"
-            notes.append(f"{code} ({meta.at[code, 'la_name']}) has no admissible donor {why}: "
-                         f"left out of the matched panel")
+            notes.append(f"{code} ({name}) has no admissible donor {why}: "
+                         "left out of the matched panel")
             continue
         if len(js) < k:
-            notes.append(f"{code} ({meta.at[code, 'la_name']}) has only {len(js)} of {k} "
-                         f"comparators within the caliper")
+            notes.append(f"{code} ({name}) has only {len(js)} of {k} comparators within the "
+                         + ("caliper" if caliper is not None else "region"))
         for r, j in enumerate(js, start=1):
-            rows.append((code, meta.at[code, "la_name"], pool[j], meta.at[pool[j], "la_name"],
-                         r, float(dist[i, j]), float(maha[i, j]), bool(same[i, j])))
+            beyond = caliper_distance is not None and dist[i, j] > caliper_distance
+            if beyond:
+                notes.append(f"{code} ({name}): comparator {pool[j]} ({meta.at[pool[j], 'la_name']}) "
+                             f"is beyond the caliper (distance {dist[i, j]:.2f} > "
+                             f"{caliper_distance:.2f})")
+            rows.append((code, name, pool[j], meta.at[pool[j], "la_name"], r,
+                         float(dist[i, j]), float(maha[i, j]), bool(same[i, j]), bool(beyond)))
     pairs = pd.DataFrame(rows, columns=["treated_code", "treated_name", "comparator_code",
                                         "comparator_name", "rank", "distance", "mahalanobis",
-                                        "same_region"])
+                                        "same_region", "beyond_caliper"])
+    if pairs.empty:
+        raise DesignError(f"no treated LA has an admissible comparator for {outcome!r}"
+                          + (f" within a caliper of {caliper} SD" if caliper is not None else ""),
+                          hint="widen the caliper or relax exact region matching")
 
     features = meta.loc[t_codes + pool, ["la_name", "region_code"]].copy()
     features["role"] = ["treated"] * len(t_codes) + ["donor"] * len(pool)
@@ -330,7 +378,8 @@ def match_comparators(panel: pd.DataFrame, treated: dict[str, int], donors: Sequ
     features.index.name = "la_code"
 
     result = MatchResult(
-        outcome=outcome, pre_years=pre_years, k=k, replace=replace, caliper=caliper,
+        outcome=outcome, pre_years=pre_years, k=k, replace=replace,
+        method="nearest" if replace else method, caliper=caliper, caliper_action=caliper_action,
         region_penalty=float(region_penalty), region_exact=region_exact, pairs=pairs,
         matched_panel=pd.DataFrame(), features=features, feature_names=names,
         covariance=cov, distances=pd.DataFrame(dist, index=pd.Index(t_codes, name="treated_code"),
@@ -341,11 +390,22 @@ def match_comparators(panel: pd.DataFrame, treated: dict[str, int], donors: Sequ
     return result
 
 
+def _context_rules(context: list[str], context_at: str | Mapping[str, str]) -> dict[str, str]:
+    """Per-variable measurement rule from a single rule or a mapping."""
+    if isinstance(context_at, str):
+        return {v: context_at for v in context}
+    extra = [v for v in context_at if v not in context]
+    if extra:
+        raise DesignError(f"context_at names variable(s) {extra} that are not in context {context}")
+    return {v: context_at.get(v, "last") for v in context}
+
+
 # ---------------------------------------------------------------- checks
 
 def _check_design(panel: pd.DataFrame, treated: dict[str, int], donors: list[str], outcome: str,
                   pre_years: list[int], context: list[str], k: int, caliper: float | None,
-                  region_penalty: float) -> None:
+                  region_penalty: float, rules: dict[str, str], method: str,
+                  caliper_action: str, missing_category: Sequence[str]) -> None:
     need = ["la_code", "year", "la_name", "region_code", outcome, *context]
     absent = [c for c in dict.fromkeys(need) if c not in panel.columns]
     if absent:
@@ -365,8 +425,10 @@ def _check_design(panel: pd.DataFrame, treated: dict[str, int], donors: list[str
                           f"year {y} (outcome {outcome!r}): it has no pre-period of that length")
     years = set(panel["year"].astype(int).unique())
     absent_years = [y for y in pre_years if y not in years]
+    if "next" in rules.values() and pre_years[-1] + 1 not in years:
+        absent_years.append(pre_years[-1] + 1)
     if absent_years:
-        raise DesignError(f"pre-year(s) {absent_years} not in the panel")
+        raise DesignError(f"year(s) {absent_years} needed for matching are not in the panel")
     both = sorted(set(treated) & set(donors))
     if both:
         raise DesignError(f"LA(s) {both} are both treated and in the donor pool")
@@ -379,6 +441,16 @@ def _check_design(panel: pd.DataFrame, treated: dict[str, int], donors: list[str
         raise DesignError(f"k must be a positive integer, got {k!r}")
     if caliper is not None and not caliper > 0:
         raise DesignError(f"caliper must be positive, got {caliper!r}")
+    bad_rules = {v: r for v, r in rules.items() if r not in ("last", "mean", "next")}
+    if bad_rules:
+        raise DesignError(f"context_at must be 'last', 'mean' or 'next', got {bad_rules}")
+    if method not in ("optimal", "greedy_closest", "greedy_hardest_first"):
+        raise DesignError(f"unknown matching method {method!r}")
+    if caliper_action not in ("drop", "flag"):
+        raise DesignError(f"caliper_action must be 'drop' or 'flag', got {caliper_action!r}")
+    stray = [v for v in missing_category if v not in context]
+    if stray:
+        raise DesignError(f"missing_category names variable(s) {stray} not in context {context}")
     if not region_penalty >= 0:
         raise DesignError(f"region_penalty must be >= 0, got {region_penalty!r}")
 
@@ -392,16 +464,32 @@ def _la_meta(sub: pd.DataFrame, codes: list[str]) -> pd.DataFrame:
 
 
 def _features(sub: pd.DataFrame, codes: list[str], outcome: str, pre_years: list[int],
-              context: list[str], context_at: str, log_vars: set[str],
-              min_pre_years: int | None) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
-    """Feature matrix (index ``codes``), feature names, and a missing-feature mask."""
-    pre = sub.loc[sub["year"].isin(pre_years)]
+              context: list[str], rules: dict[str, str], log_vars: set[str],
+              missing_category: set[str], min_pre_years: int | None
+              ) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
+    """Feature matrix (index ``codes``), feature names, and a missing-feature mask.
+
+    The mask has one column per source variable (outcome, each context
+    variable): True where the LA lacks a feature built from it.
+    """
+    next_year = pre_years[-1] + 1
+    years_needed = pre_years + ([next_year] if "next" in rules.values() else [])
+    pre = sub.loc[sub["year"].isin(years_needed)]
     years = np.asarray(pre_years, dtype=float)
     out: dict[str, np.ndarray] = {}
     miss: dict[str, np.ndarray] = {}
 
-    Y = (pre.pivot(index="la_code", columns="year", values=outcome)
-         .reindex(index=codes, columns=pre_years).to_numpy(float))
+    # One reshape for the outcome and every context variable: LA x (variable, year).
+    cols = list(dict.fromkeys([outcome, *context]))
+    try:
+        wide_all = pre.set_index(["la_code", "year"])[cols].astype(float).unstack("year")
+    except (TypeError, ValueError):
+        bad = next(c for c in cols if not pd.api.types.is_numeric_dtype(pre[c]))
+        raise DataError("matching variable is not numeric", column=bad) from None
+    col_index = pd.MultiIndex.from_product([cols, years_needed])
+    wide_all = wide_all.reindex(index=codes, columns=col_index)
+
+    Y = wide_all[outcome][pre_years].to_numpy(float)
     obs = ~np.isnan(Y)
     n_obs = obs.sum(axis=1)
     need = len(pre_years) if min_pre_years is None else max(1, int(min_pre_years))
@@ -422,23 +510,36 @@ def _features(sub: pd.DataFrame, codes: list[str], outcome: str, pre_years: list
         miss[outcome] = ~ok
 
     for var in context:
-        wide = (pre.pivot(index="la_code", columns="year", values=var)
-                .reindex(index=codes, columns=pre_years).astype(float))
-        if context_at == "last":
-            # Last observed pre-year value: a judgement or estimate carried forward within
-            # the pre-period, so one missing year does not lose the LA.
-            v = wide.ffill(axis=1).iloc[:, -1].to_numpy(float)
-        elif context_at == "mean":
-            v = wide.mean(axis=1, skipna=True).to_numpy(float)
+        rule = rules[var]
+        if rule == "next":
+            v = wide_all[var][next_year].to_numpy(float)
         else:
-            raise DesignError(f"context_at must be 'last' or 'mean', got {context_at!r}")
+            W = wide_all[var][pre_years].to_numpy(float)
+            seen = ~np.isnan(W)
+            if rule == "last":
+                # Last observed pre-year value: a judgement or estimate carried forward
+                # within the pre-period, so one missing year does not lose the LA.
+                last = W.shape[1] - 1 - np.argmax(seen[:, ::-1], axis=1)
+                v = np.where(seen.any(axis=1), W[np.arange(W.shape[0]), last], np.nan)
+            else:  # "mean"
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    v = np.where(seen, W, 0.0).sum(axis=1) / seen.sum(axis=1)
         name = var
         if var in log_vars:
             with np.errstate(invalid="ignore", divide="ignore"):
                 v = np.where(v > 0, np.log(v), np.nan)
             name = f"log_{var}"
-        out[name] = v
-        miss[var] = np.isnan(v)
+        gap = np.isnan(v)
+        if var in missing_category and gap.any():
+            if gap.all():
+                raise DesignError(f"no treated or donor LA has a value for {var!r}")
+            # Missing-indicator method: missing is its own category.
+            out[name] = np.where(gap, np.nanmean(v), v)
+            out[f"{name}_missing"] = gap.astype(float)
+            miss[var] = np.zeros_like(gap)
+        else:
+            out[name] = v
+            miss[var] = gap
 
     feats = pd.DataFrame(out, index=pd.Index(codes, name="la_code"))
     return feats, list(out), pd.DataFrame(miss, index=feats.index)
@@ -469,6 +570,38 @@ def _match_with_replacement(dist: np.ndarray, admissible: np.ndarray, k: int) ->
         js = np.flatnonzero(admissible[i])
         order = js[np.argsort(dist[i, js], kind="stable")]
         out.append(list(order[:k]))
+    return out
+
+
+def _match_greedy(dist: np.ndarray, admissible: np.ndarray, k: int,
+                  hardest_first: bool) -> list[list[int]]:
+    """Greedy 1:k matching without replacement.
+
+    ``hardest_first``: treated LAs in decreasing order of the distance to
+    their nearest admissible donor, each taking its k nearest still free.
+    Otherwise: repeatedly the closest admissible pair among treated LAs that
+    still need a comparator and free donors. Ties: first in pool order.
+    """
+    n_t = dist.shape[0]
+    out: list[list[int]] = [[] for _ in range(n_t)]
+    free = np.ones(dist.shape[1], dtype=bool)
+    if hardest_first:
+        nearest = np.where(admissible, dist, np.inf).min(axis=1)
+        for i in np.argsort(-nearest, kind="stable"):
+            js = np.flatnonzero(admissible[i] & free)
+            js = js[np.argsort(dist[i, js], kind="stable")][:k]
+            out[i] = [int(j) for j in js]
+            free[js] = False
+        return out
+    d = np.where(admissible, dist, np.inf)
+    for _ in range(n_t * k):
+        i, j = np.unravel_index(np.argmin(d), d.shape)
+        if not np.isfinite(d[i, j]):
+            break
+        out[i].append(int(j))
+        d[:, j] = np.inf
+        if len(out[i]) == k:
+            d[i, :] = np.inf
     return out
 
 
@@ -526,15 +659,17 @@ def balance_table(result: MatchResult, binary: Literal["raw", "std"] = "raw") ->
     compares the matched treated LAs with their comparators weighted by the
     matching weights. Variance ratios are treated over control; weighted
     variances use reliability weights, as cobalt does. Region, matched on as a
-    category, appears as one binary indicator per region; by cobalt's default
-    (``binary = "raw"``) its "SMD" columns hold the raw difference in
-    proportions and its variance ratios are left empty.
+    category, appears as one binary indicator per region, and each
+    missing-category indicator is binary too; for binary variables, by
+    cobalt's default (``binary = "raw"``), the "SMD" columns hold the raw
+    difference in proportions and the variance ratios are left empty.
 
     Parameters
     ----------
     result : MatchResult
     binary : {"raw", "std"}
-        Raw or standardised differences for the region indicators.
+        Raw or standardised differences for binary variables (region and
+        missing-category indicators).
 
     Returns
     -------
@@ -557,7 +692,9 @@ def balance_table(result: MatchResult, binary: Literal["raw", "std"] = "raw") ->
     for name in result.feature_names:
         kind = ("outcome level" if name == f"{result.outcome}_level" else
                 "outcome trend" if name == f"{result.outcome}_trend" else "context")
-        variables.append((name, kind, "continuous", t_all[name].to_numpy(float),
+        # missing-category indicators are binary, as cobalt would detect them
+        typ = "binary" if name.endswith("_missing") else "continuous"
+        variables.append((name, kind, typ, t_all[name].to_numpy(float),
                           donors[name].to_numpy(float), t_m[name].to_numpy(float),
                           comp[name].to_numpy(float)))
     if result.region_exact or result.region_penalty > 0:

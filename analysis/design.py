@@ -1,0 +1,791 @@
+"""The study design: ``data/study_design.yaml`` loaded into typed, validated dataclasses.
+
+The YAML file is the analysis plan (see its header comments). :func:`load_design`
+reads it and refuses, with a one-line :class:`~analysis.errors.DesignError`
+naming the file and the key, a design that
+
+- names an LA code absent from ``data/local_authorities.csv``;
+- names a measure the panel does not have (when ``known_measures`` is given);
+- has a date that does not parse, an unknown key, or a value of the wrong kind;
+- has a specification that changes an unknown setting;
+- leaves a treated LA without a pre-period (fewer than ``min_pre_years``
+  years before its first treated year) or without a post-period, for any
+  outcome under any specification -- for example a wave-1 onset for
+  ``assessments_45wd_pct``, whose data start in 2015, the first wave-1
+  treated year.
+
+Timing: the first treated year of a pilot is the DfE reporting year (1 April
+to 31 March, named by the year it ends) containing the start date of the
+wave that starts its treatment under the chosen onset (:func:`reporting_year`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import DATA_DIR, ROOT
+from .errors import DesignError
+
+DESIGN_PATH = DATA_DIR / "study_design.yaml"
+
+FAMILIES = ("timeliness", "rereferral", "escalation", "kinship_proxy", "context")
+DIRECTIONS = ("lower_is_better", "higher_is_better", "none")
+#: Settings a specification may change, with the type each takes.
+SPEC_KEYS: dict[str, type | tuple[type, ...]] = {
+    "onset": str,
+    "exclude_similar_models": bool,
+    "drop_years": list,
+    "last_year": int,
+    "leave_one_out": bool,
+    "k": int,
+    "replacement": bool,
+}
+MATCHING_KINDS = ("outcome_level", "outcome_trend", "covariate", "categorical", "ordinal")
+BOOTSTRAP_WEIGHTS = ("rademacher", "webb", "mammen")
+
+
+def reporting_year(day: dt.date) -> int:
+    """DfE reporting year containing ``day`` (April-March, named by the year it ends)."""
+    return day.year + 1 if day.month >= 4 else day.year
+
+
+# ---------------------------------------------------------------- dataclasses
+
+@dataclass(frozen=True)
+class Reference:
+    """A publication the design cites."""
+
+    id: str
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Wave:
+    """One wave of the Innovation Programme Signs of Safety project."""
+
+    id: str
+    label: str
+    start: dt.date
+    end: dt.date
+    source: str
+
+    @property
+    def first_treated_year(self) -> int:
+        """Reporting year containing the wave's start date."""
+        return reporting_year(self.start)
+
+
+@dataclass(frozen=True)
+class Pilot:
+    """A pilot LA: the waves it took part in, its prior SoS experience, the source."""
+
+    la_code: str
+    name: str
+    waves: tuple[str, ...]
+    prior_sos: str
+    source: str
+
+
+@dataclass(frozen=True)
+class OtherSosLA:
+    """An LA in another Signs of Safety programme (never a comparator)."""
+
+    la_code: str
+    name: str
+    programme: str
+    start: dt.date
+    source: str
+
+
+@dataclass(frozen=True)
+class SimilarModelLA:
+    """An LA running a similar whole-system model (excluded in a sensitivity spec)."""
+
+    la_code: str
+    name: str
+    model: str
+    programme: str
+    start: dt.date
+    start_note: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An outcome: panel measure, family, direction of benefit, onset and years."""
+
+    id: str
+    measure: str
+    label: str
+    family: str
+    direction: str
+    onset: str
+    first_year: int
+    last_year: int
+    primary: bool
+
+
+@dataclass(frozen=True)
+class Specification:
+    """A specification: ``main`` or a sensitivity analysis, as changes to main."""
+
+    id: str
+    description: str
+    changes: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def onset(self) -> str | None:
+        """Onset imposed on every outcome, or None (each outcome's own)."""
+        return self.changes.get("onset")
+
+    @property
+    def exclude_similar_models(self) -> bool:
+        return bool(self.changes.get("exclude_similar_models", False))
+
+    @property
+    def drop_years(self) -> tuple[int, ...]:
+        return tuple(self.changes.get("drop_years", ()))
+
+    @property
+    def last_year(self) -> int | None:
+        return self.changes.get("last_year")
+
+    @property
+    def leave_one_out(self) -> bool:
+        return bool(self.changes.get("leave_one_out", False))
+
+
+@dataclass(frozen=True)
+class MatchingVariable:
+    """A variable of the matching distance; ``options`` holds its other keys (at, transform...)."""
+
+    name: str
+    kind: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Matching:
+    """Nearest-neighbour matching settings."""
+
+    k: int
+    replacement: bool
+    order: str
+    distance: str
+    caliper: float | None
+    caliper_action: str
+    variables: tuple[MatchingVariable, ...]
+
+
+@dataclass(frozen=True)
+class WildBootstrap:
+    draws: int
+    weights: tuple[str, ...]
+    impose_null: bool
+
+
+@dataclass(frozen=True)
+class Randomization:
+    draws: int
+    scheme: str
+
+
+@dataclass(frozen=True)
+class Inference:
+    """Inference settings; ``wild_bootstrap.weights[0]`` is the reported one."""
+
+    cluster: str
+    alpha: float
+    seed: int
+    wild_bootstrap: WildBootstrap
+    randomization: Randomization
+
+
+@dataclass(frozen=True)
+class Threshold:
+    value: float
+    rationale: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Thresholds of the no/low/moderate/high grading, each with its rationale."""
+
+    p_value_source: str
+    p_value_rationale: str
+    grades: Mapping[str, float]          # {"high": 0.01, "moderate": 0.05, "low": 0.10}
+    grades_rationale: str
+    pretrend_p_min: Threshold
+    max_abs_smd: Threshold
+    min_sign_agreement: Threshold
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    la_code: str
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    """Donor-pool exclusions: the register's boundary-changed LAs and manual ones."""
+
+    boundary_changed: bool
+    manual: tuple[Exclusion, ...]
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """An entry of the pre-specification log: a change made after results were seen."""
+
+    date: dt.date
+    change: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StudyDesign:
+    """The validated study design. Build it with :func:`load_design`."""
+
+    path: Path
+    version: int
+    references: tuple[Reference, ...]
+    waves: Mapping[str, Wave]
+    onsets: tuple[str, ...]
+    pilots: tuple[Pilot, ...]
+    other_sos_las: tuple[OtherSosLA, ...]
+    similar_models: tuple[SimilarModelLA, ...]
+    outcomes: tuple[Outcome, ...]
+    min_pre_years: int
+    specifications: Mapping[str, Specification]
+    matching: Matching
+    inference: Inference
+    evidence: Evidence
+    exclusions: Exclusions
+    deviations: tuple[Deviation, ...]
+
+    # --- treatment timing
+    def _pilot(self, la_code: str) -> Pilot:
+        for p in self.pilots:
+            if p.la_code == la_code:
+                return p
+        raise DesignError(f"{la_code!r} is not a pilot LA", file=_rel(self.path))
+
+    def _onset(self, onset: str) -> str:
+        if onset not in self.onsets:
+            raise DesignError(f"unknown onset {onset!r} (known: {list(self.onsets)})",
+                              file=_rel(self.path))
+        return onset
+
+    def first_treated_year(self, la_code: str, onset: str) -> int | None:
+        """First treated reporting year of a pilot under an onset.
+
+        Parameters
+        ----------
+        la_code
+            Current ONS code of a pilot LA.
+        onset
+            ``"wave1"``: the pilot is treated from the first wave it joined
+            (wave-1 LAs 2015, Bexley 2018). ``"wave2"``: from wave 2 (2018)
+            for the LAs in wave 2 or later.
+
+        Returns
+        -------
+        int or None
+            The reporting year; None when the pilot is not treated under this
+            onset (Tower Hamlets under ``"wave2"``: it left after wave 1, so
+            it is then neither treated nor a comparator).
+
+        Raises
+        ------
+        DesignError
+            ``la_code`` is not a pilot or ``onset`` is unknown.
+        """
+        order = list(self.onsets)
+        k = order.index(self._onset(onset))
+        joined = [w for w in self._pilot(la_code).waves if order.index(w) >= k]
+        if not joined:
+            return None
+        return min(self.waves[w].first_treated_year for w in joined)
+
+    def pilot_codes(self, onset: str) -> list[str]:
+        """Codes of the pilots treated under ``onset`` (in file order)."""
+        return [p.la_code for p in self.pilots if self.first_treated_year(p.la_code, onset) is not None]
+
+    def all_pilot_codes(self) -> list[str]:
+        """Codes of every pilot, whatever the onset (none is ever a comparator)."""
+        return [p.la_code for p in self.pilots]
+
+    # --- specifications
+    def spec(self, spec: str | Specification | None = None) -> Specification:
+        """The named specification (default ``main``)."""
+        if isinstance(spec, Specification):
+            return spec
+        name = spec or "main"
+        if name not in self.specifications:
+            raise DesignError(f"unknown specification {name!r} (known: {list(self.specifications)})",
+                              file=_rel(self.path))
+        return self.specifications[name]
+
+    def k(self, spec: str | Specification | None = None) -> int:
+        """Comparators per pilot under ``spec``."""
+        return int(self.spec(spec).changes.get("k", self.matching.k))
+
+    def replacement(self, spec: str | Specification | None = None) -> bool:
+        """Whether ``spec`` matches with replacement."""
+        return bool(self.spec(spec).changes.get("replacement", self.matching.replacement))
+
+    def outcome(self, key: str) -> Outcome:
+        """An outcome by its id or its measure."""
+        for o in self.outcomes:
+            if key in (o.id, o.measure):
+                return o
+        raise DesignError(f"unknown outcome {key!r}", file=_rel(self.path))
+
+    def onset_for(self, outcome: str | Outcome, spec: str | Specification | None = None) -> str:
+        """Onset used for ``outcome`` under ``spec`` (the spec's, else the outcome's)."""
+        o = outcome if isinstance(outcome, Outcome) else self.outcome(outcome)
+        return self.spec(spec).onset or o.onset
+
+    def years(self, outcome: str | Outcome, spec: str | Specification | None = None) -> list[int]:
+        """Reporting years used for ``outcome`` under ``spec`` (window less dropped years)."""
+        o = outcome if isinstance(outcome, Outcome) else self.outcome(outcome)
+        s = self.spec(spec)
+        last = min(o.last_year, s.last_year) if s.last_year is not None else o.last_year
+        return [y for y in range(o.first_year, last + 1) if y not in s.drop_years]
+
+    # --- comparators
+    def donor_pool(self, spec: str | Specification | None = None) -> list[str]:
+        """LA codes eligible as comparators under ``spec``.
+
+        All register LAs, less every pilot, the other SoS programme LAs, the
+        register's boundary-changed LAs (when ``exclusions.boundary_changed``),
+        the manual exclusions, and the similar-model LAs when the
+        specification says ``exclude_similar_models``. Sorted.
+        """
+        from .geography import la_register
+
+        s = self.spec(spec)
+        reg = la_register()
+        out = set(reg["la_code"])
+        out -= set(self.all_pilot_codes())
+        out -= {o.la_code for o in self.other_sos_las}
+        if self.exclusions.boundary_changed:
+            out -= set(reg.loc[reg["boundary_changed"], "la_code"])
+        out -= {e.la_code for e in self.exclusions.manual}
+        if s.exclude_similar_models:
+            out -= {m.la_code for m in self.similar_models}
+        return sorted(out)
+
+
+# ---------------------------------------------------------------- loading
+
+def _rel(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+class _Checker:
+    """Builds one-line errors "<file>, <key>: <message>" and typed getters."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = _rel(path)
+
+    def fail(self, key: str, message: str) -> DesignError:
+        err = DesignError(message, file=f"{self.file}, {key}" if key else self.file)
+        err.file, err.key = self.file, key  # type: ignore[attr-defined]
+        return err
+
+    def mapping(self, value: Any, key: str, *, allowed: Iterable[str] | None = None,
+                required: Iterable[str] = ()) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected a mapping, got {type(value).__name__}")
+        for r in required:
+            if r not in value:
+                raise self.fail(f"{key}.{r}" if key else r, "missing")
+        if allowed is not None:
+            allowed = set(allowed)
+            for k in value:
+                if k not in allowed:
+                    raise self.fail(f"{key}.{k}" if key else str(k),
+                                    f"unknown key (allowed: {sorted(allowed)})")
+        return value
+
+    def seq(self, value: Any, key: str) -> list:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.fail(key, f"expected a list, got {type(value).__name__}")
+        return value
+
+    def text(self, value: Any, key: str, *, empty: bool = False) -> str:
+        if not isinstance(value, str) or (not empty and not value.strip()):
+            raise self.fail(key, f"expected non-empty text, got {value!r}")
+        return value.strip()
+
+    def integer(self, value: Any, key: str, *, low: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"expected an integer, got {value!r}")
+        if low is not None and value < low:
+            raise self.fail(key, f"must be at least {low}, got {value}")
+        return value
+
+    def number(self, value: Any, key: str, *, low: float | None = None,
+               high: float | None = None) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(key, f"expected a number, got {value!r}")
+        if (low is not None and value <= low) or (high is not None and value >= high):
+            raise self.fail(key, f"must lie strictly between {low} and {high}, got {value}")
+        return float(value)
+
+    def boolean(self, value: Any, key: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(key, f"expected true or false, got {value!r}")
+        return value
+
+    def date(self, value: Any, key: str) -> dt.date:
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        if isinstance(value, str):
+            for fmt in ("%Y-%m-%d", "%Y-%m"):
+                try:
+                    return dt.datetime.strptime(value.strip(), fmt).date()
+                except ValueError:
+                    pass
+        raise self.fail(key, f"not a date (YYYY-MM-DD or YYYY-MM): {value!r}")
+
+    def choice(self, value: Any, key: str, options: Iterable[str]) -> str:
+        options = list(options)
+        if value not in options:
+            raise self.fail(key, f"{value!r} is not one of {options}")
+        return value
+
+
+_TOP_KEYS = {"version", "references", "waves", "onsets", "pilots", "other_sos_las",
+             "similar_models", "outcomes", "min_pre_years", "specifications", "matching",
+             "inference", "evidence", "exclusions", "deviations"}
+
+
+def load_design(path: Path | str = DESIGN_PATH, *,
+                known_measures: Iterable[str] | None = None) -> StudyDesign:
+    """Read and validate the study design file.
+
+    Parameters
+    ----------
+    path
+        The YAML file (default ``data/study_design.yaml``).
+    known_measures
+        Measures of the panel (e.g. the ``measure`` column of its
+        ``measures.csv``). When given, every outcome measure and every
+        covariate or ordinal matching variable must be one of them; when
+        None this check is skipped.
+
+    Returns
+    -------
+    StudyDesign
+
+    Raises
+    ------
+    DesignError
+        One-line message "<file>, <key>: <problem>" for the first problem
+        found (see the module docstring for what is checked).
+    """
+    from .geography import la_register
+
+    path = Path(path)
+    c = _Checker(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DesignError("study design file not found", file=c.file) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "?"
+        raise DesignError(f"not valid YAML at {where}: {getattr(exc, 'problem', exc)}",
+                          file=c.file) from None
+    top = c.mapping(raw, "", allowed=_TOP_KEYS,
+                    required=("waves", "onsets", "pilots", "outcomes", "specifications",
+                              "matching", "inference", "evidence", "exclusions"))
+    register = set(la_register()["la_code"])
+
+    def la(value: Any, key: str) -> str:
+        code = c.text(value, key)
+        if code not in register:
+            raise c.fail(key, f"unknown LA code {code!r} (not in data/local_authorities.csv)")
+        return code
+
+    # references
+    refs = []
+    for i, r in enumerate(c.seq(top.get("references"), "references")):
+        k = f"references[{i}]"
+        r = c.mapping(r, k, allowed={"id", "title", "url"}, required={"id", "title", "url"})
+        refs.append(Reference(c.text(r["id"], f"{k}.id"), c.text(r["title"], f"{k}.title"),
+                              c.text(r["url"], f"{k}.url")))
+
+    # waves and onsets
+    waves: dict[str, Wave] = {}
+    for wid, w in c.mapping(top["waves"], "waves").items():
+        k = f"waves.{wid}"
+        w = c.mapping(w, k, allowed={"label", "start", "end", "source"},
+                      required={"label", "start", "end", "source"})
+        start, end = c.date(w["start"], f"{k}.start"), c.date(w["end"], f"{k}.end")
+        if end < start:
+            raise c.fail(f"{k}.end", f"ends ({end}) before it starts ({start})")
+        waves[str(wid)] = Wave(str(wid), c.text(w["label"], f"{k}.label"), start, end,
+                               c.text(w["source"], f"{k}.source"))
+    onsets = tuple(c.choice(o, f"onsets[{i}]", waves) for i, o in enumerate(c.seq(top["onsets"], "onsets")))
+    if not onsets:
+        raise c.fail("onsets", "at least one onset is needed")
+    starts = [waves[o].start for o in onsets]
+    if starts != sorted(starts):
+        raise c.fail("onsets", "must be listed in order of their wave's start date")
+
+    # pilots
+    pilots, seen = [], {}
+    for i, p in enumerate(c.seq(top["pilots"], "pilots")):
+        k = f"pilots[{i}]"
+        p = c.mapping(p, k, allowed={"la_code", "name", "waves", "prior_sos", "source"},
+                      required={"la_code", "name", "waves", "source"})
+        code = la(p["la_code"], f"{k}.la_code")
+        if code in seen:
+            raise c.fail(f"{k}.la_code", f"{code} is already {seen[code]}")
+        seen[code] = k
+        pw = tuple(c.choice(w, f"{k}.waves[{j}]", onsets) for j, w in enumerate(c.seq(p["waves"], f"{k}.waves")))
+        if not pw:
+            raise c.fail(f"{k}.waves", "a pilot takes part in at least one wave")
+        pilots.append(Pilot(code, c.text(p["name"], f"{k}.name"), pw,
+                            c.text(p.get("prior_sos", ""), f"{k}.prior_sos", empty=True),
+                            c.text(p["source"], f"{k}.source")))
+    if not pilots:
+        raise c.fail("pilots", "no pilot LAs")
+
+    others = []
+    for i, o in enumerate(c.seq(top.get("other_sos_las"), "other_sos_las")):
+        k = f"other_sos_las[{i}]"
+        o = c.mapping(o, k, allowed={"la_code", "name", "programme", "start", "source"},
+                      required={"la_code", "name", "programme", "start", "source"})
+        code = la(o["la_code"], f"{k}.la_code")
+        if code in seen:
+            raise c.fail(f"{k}.la_code", f"{code} is already {seen[code]}")
+        seen[code] = k
+        others.append(OtherSosLA(code, c.text(o["name"], f"{k}.name"), c.text(o["programme"], f"{k}.programme"),
+                                 c.date(o["start"], f"{k}.start"), c.text(o["source"], f"{k}.source")))
+
+    similar = []
+    for i, m in enumerate(c.seq(top.get("similar_models"), "similar_models")):
+        k = f"similar_models[{i}]"
+        m = c.mapping(m, k, allowed={"la_code", "name", "model", "programme", "start", "start_note", "source"},
+                      required={"la_code", "name", "model", "start", "source"})
+        code = la(m["la_code"], f"{k}.la_code")
+        if code in seen:
+            raise c.fail(f"{k}.la_code", f"{code} is already {seen[code]}")
+        seen[code] = k
+        similar.append(SimilarModelLA(code, c.text(m["name"], f"{k}.name"), c.text(m["model"], f"{k}.model"),
+                                      c.text(m.get("programme", ""), f"{k}.programme", empty=True),
+                                      c.date(m["start"], f"{k}.start"),
+                                      c.text(str(m.get("start_note", "")), f"{k}.start_note", empty=True),
+                                      c.text(m["source"], f"{k}.source")))
+
+    # outcomes
+    outcomes, ids, measures = [], set(), set()
+    known = set(known_measures) if known_measures is not None else None
+    for i, o in enumerate(c.seq(top["outcomes"], "outcomes")):
+        k = f"outcomes[{i}]"
+        fields = ("id", "measure", "label", "family", "direction", "onset", "first_year", "last_year", "primary")
+        o = c.mapping(o, k, allowed=fields, required=fields)
+        oid, measure = c.text(o["id"], f"{k}.id"), c.text(o["measure"], f"{k}.measure")
+        if oid in ids:
+            raise c.fail(f"{k}.id", f"duplicate outcome id {oid!r}")
+        if measure in measures:
+            raise c.fail(f"{k}.measure", f"measure {measure!r} is already an outcome")
+        if known is not None and measure not in known:
+            raise c.fail(f"{k}.measure", f"unknown measure {measure!r} (not a panel measure)")
+        ids.add(oid)
+        measures.add(measure)
+        first = c.integer(o["first_year"], f"{k}.first_year", low=2000)
+        last = c.integer(o["last_year"], f"{k}.last_year", low=2000)
+        if last < first:
+            raise c.fail(f"{k}.last_year", f"{last} is before first_year {first}")
+        outcomes.append(Outcome(oid, measure, c.text(o["label"], f"{k}.label"),
+                                c.choice(o["family"], f"{k}.family", FAMILIES),
+                                c.choice(o["direction"], f"{k}.direction", DIRECTIONS),
+                                c.choice(o["onset"], f"{k}.onset", onsets), first, last,
+                                c.boolean(o["primary"], f"{k}.primary")))
+    if not outcomes:
+        raise c.fail("outcomes", "no outcomes")
+    min_pre = c.integer(top.get("min_pre_years", 1), "min_pre_years", low=1)
+
+    # specifications
+    specs: dict[str, Specification] = {}
+    for sid, s in c.mapping(top["specifications"], "specifications").items():
+        k = f"specifications.{sid}"
+        s = c.mapping(s, k, allowed={"description", "changes"}, required={"description"})
+        changes = c.mapping(s.get("changes") or {}, f"{k}.changes", allowed=SPEC_KEYS)
+        for ck, cv in changes.items():
+            kk = f"{k}.changes.{ck}"
+            if ck == "onset":
+                c.choice(cv, kk, onsets)
+            elif ck == "drop_years":
+                for j, y in enumerate(c.seq(cv, kk)):
+                    c.integer(y, f"{kk}[{j}]", low=2000)
+            elif ck in ("k",):
+                c.integer(cv, kk, low=1)
+            elif ck == "last_year":
+                c.integer(cv, kk, low=2000)
+            else:
+                c.boolean(cv, kk)
+        specs[str(sid)] = Specification(str(sid), c.text(s["description"], f"{k}.description"), dict(changes))
+    if "main" not in specs:
+        raise c.fail("specifications.main", "missing: the main specification is required")
+    if specs["main"].changes:
+        raise c.fail("specifications.main.changes", "main changes nothing: set the defaults instead")
+
+    # matching
+    m = c.mapping(top["matching"], "matching",
+                  allowed={"k", "replacement", "order", "distance", "caliper", "caliper_action", "variables"},
+                  required={"k", "replacement", "variables"})
+    mvars, names = [], set()
+    for i, v in enumerate(c.seq(m["variables"], "matching.variables")):
+        k = f"matching.variables[{i}]"
+        v = c.mapping(v, k, required={"name", "kind"})
+        name, kind = c.text(v["name"], f"{k}.name"), c.choice(v["kind"], f"{k}.kind", MATCHING_KINDS)
+        if name in names:
+            raise c.fail(f"{k}.name", f"duplicate matching variable {name!r}")
+        names.add(name)
+        if known is not None and kind in ("covariate", "ordinal") and name not in known:
+            raise c.fail(f"{k}.name", f"unknown measure {name!r} (not a panel measure)")
+        mvars.append(MatchingVariable(name, kind, {x: y for x, y in v.items() if x not in ("name", "kind")}))
+    caliper = m.get("caliper")
+    matching = Matching(
+        k=c.integer(m["k"], "matching.k", low=1),
+        replacement=c.boolean(m["replacement"], "matching.replacement"),
+        order=c.text(m.get("order", "file"), "matching.order"),
+        distance=c.text(m.get("distance", "mahalanobis"), "matching.distance"),
+        caliper=None if caliper is None else c.number(caliper, "matching.caliper", low=0),
+        caliper_action=c.choice(m.get("caliper_action", "flag"), "matching.caliper_action", ("flag", "drop")),
+        variables=tuple(mvars))
+
+    # inference
+    inf = c.mapping(top["inference"], "inference",
+                    allowed={"cluster", "alpha", "seed", "wild_bootstrap", "randomization"},
+                    required={"alpha", "seed", "wild_bootstrap", "randomization"})
+    wb = c.mapping(inf["wild_bootstrap"], "inference.wild_bootstrap",
+                   allowed={"draws", "weights", "impose_null"}, required={"draws", "weights"})
+    weights = tuple(c.choice(w, f"inference.wild_bootstrap.weights[{j}]", BOOTSTRAP_WEIGHTS)
+                    for j, w in enumerate(c.seq(wb["weights"], "inference.wild_bootstrap.weights")))
+    if not weights:
+        raise c.fail("inference.wild_bootstrap.weights", "at least one weight type")
+    ri = c.mapping(inf["randomization"], "inference.randomization", allowed={"draws", "scheme"},
+                   required={"draws"})
+    inference = Inference(
+        cluster=c.text(inf.get("cluster", "la"), "inference.cluster"),
+        alpha=c.number(inf["alpha"], "inference.alpha", low=0, high=1),
+        seed=c.integer(inf["seed"], "inference.seed", low=0),
+        wild_bootstrap=WildBootstrap(c.integer(wb["draws"], "inference.wild_bootstrap.draws", low=99), weights,
+                                     c.boolean(wb.get("impose_null", True), "inference.wild_bootstrap.impose_null")),
+        randomization=Randomization(c.integer(ri["draws"], "inference.randomization.draws", low=99),
+                                    c.text(ri.get("scheme", ""), "inference.randomization.scheme", empty=True)))
+
+    # evidence
+    ev = c.mapping(top["evidence"], "evidence",
+                   allowed={"p_value", "grades", "pretrend_p_min", "max_abs_smd", "min_sign_agreement"},
+                   required={"p_value", "grades", "pretrend_p_min", "max_abs_smd", "min_sign_agreement"})
+    pv = c.mapping(ev["p_value"], "evidence.p_value", allowed={"source", "rationale"}, required={"source", "rationale"})
+    gr = c.mapping(ev["grades"], "evidence.grades", allowed={"high", "moderate", "low", "rationale"},
+                   required={"high", "moderate", "low", "rationale"})
+    grades = {g: c.number(gr[g], f"evidence.grades.{g}", low=0, high=1) for g in ("high", "moderate", "low")}
+    if not grades["high"] < grades["moderate"] < grades["low"]:
+        raise c.fail("evidence.grades", "cut-offs must rise: high < moderate < low")
+
+    def threshold(key: str, low: float, high: float) -> Threshold:
+        t = c.mapping(ev[key], f"evidence.{key}", allowed={"value", "rationale"}, required={"value", "rationale"})
+        return Threshold(c.number(t["value"], f"evidence.{key}.value", low=low, high=high),
+                         c.text(t["rationale"], f"evidence.{key}.rationale"))
+
+    evidence = Evidence(
+        p_value_source=c.choice(pv["source"], "evidence.p_value.source",
+                                ("max_of_wild_bootstrap_and_randomization", "wild_bootstrap", "randomization")),
+        p_value_rationale=c.text(pv["rationale"], "evidence.p_value.rationale"),
+        grades=grades, grades_rationale=c.text(gr["rationale"], "evidence.grades.rationale"),
+        pretrend_p_min=threshold("pretrend_p_min", 0, 1),
+        max_abs_smd=threshold("max_abs_smd", 0, 10),
+        min_sign_agreement=threshold("min_sign_agreement", 0, 1.000001))
+
+    # exclusions
+    ex = c.mapping(top["exclusions"], "exclusions", allowed={"boundary_changed", "manual"})
+    manual = []
+    for i, e in enumerate(c.seq(ex.get("manual"), "exclusions.manual")):
+        k = f"exclusions.manual[{i}]"
+        e = c.mapping(e, k, allowed={"la_code", "name", "reason"}, required={"la_code", "reason"})
+        manual.append(Exclusion(la(e["la_code"], f"{k}.la_code"), c.text(e.get("name", ""), f"{k}.name", empty=True),
+                                c.text(e["reason"], f"{k}.reason")))
+    exclusions = Exclusions(c.boolean(ex.get("boundary_changed", True), "exclusions.boundary_changed"),
+                            tuple(manual))
+
+    # deviations
+    devs = []
+    for i, d in enumerate(c.seq(top.get("deviations"), "deviations")):
+        k = f"deviations[{i}]"
+        d = c.mapping(d, k, allowed={"date", "change", "reason"}, required={"date", "change", "reason"})
+        devs.append(Deviation(c.date(d["date"], f"{k}.date"), c.text(d["change"], f"{k}.change"),
+                              c.text(d["reason"], f"{k}.reason")))
+
+    design = StudyDesign(
+        path=path, version=c.integer(top.get("version", 1), "version", low=1), references=tuple(refs),
+        waves=waves, onsets=onsets, pilots=tuple(pilots), other_sos_las=tuple(others),
+        similar_models=tuple(similar), outcomes=tuple(outcomes), min_pre_years=min_pre,
+        specifications=specs, matching=matching, inference=inference, evidence=evidence,
+        exclusions=exclusions, deviations=tuple(devs))
+    _check_identified(design, c)
+    return design
+
+
+def _check_identified(design: StudyDesign, c: _Checker) -> None:
+    """Refuse any outcome x specification leaving a treated LA without pre- or post-period."""
+    for sid, s in design.specifications.items():
+        for i, o in enumerate(design.outcomes):
+            onset = design.onset_for(o, s)
+            key = f"specifications.{sid}.changes.onset" if s.onset else f"outcomes[{i}].onset"
+            if s.last_year is not None and "last_year" in s.changes:
+                key_last = f"specifications.{sid}.changes.last_year"
+            else:
+                key_last = f"outcomes[{i}].last_year"
+            years = design.years(o, s)
+            span = f"{years[0]}-{years[-1]}" if years else "none"
+            dropped = f", less {list(s.drop_years)}" if s.drop_years else ""
+            for code in design.pilot_codes(onset):
+                first = design.first_treated_year(code, onset)
+                pre = [y for y in years if y < first]
+                post = [y for y in years if y >= first]
+                if len(pre) < design.min_pre_years:
+                    which = "no pre-period" if not pre else f"only {len(pre)} pre-year(s) {pre}"
+                    raise c.fail(key, (
+                        f"outcome '{o.measure}' has {which} under onset '{onset}'"
+                        f"{'' if sid == 'main' else f' (specification {sid})'}: "
+                        f"treated from {first} but its years are {span}{dropped}; "
+                        f"need at least {design.min_pre_years} pre-years"))
+                if not post:
+                    raise c.fail(key_last, (
+                        f"outcome '{o.measure}' has no post-period under onset '{onset}'"
+                        f"{'' if sid == 'main' else f' (specification {sid})'}: "
+                        f"treated from {first} but its years are {span}{dropped}"))
+        # Without replacement every treated LA needs its own k donors.
+        if not design.replacement(s):
+            n_donors = len(design.donor_pool(s))
+            onsets = {design.onset_for(o, s) for o in design.outcomes}
+            need = max(len(design.pilot_codes(on)) for on in onsets) * design.k(s)
+            if need > n_donors:
+                raise c.fail(f"specifications.{sid}",
+                             f"needs {need} distinct comparators (k={design.k(s)}, without replacement) "
+                             f"but the donor pool has {n_donors}")

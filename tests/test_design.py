@@ -1,0 +1,216 @@
+"""Study design file: loads, validates, refuses impossible designs with clear messages."""
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+import yaml
+
+from analysis.design import DESIGN_PATH, StudyDesign, load_design, reporting_year
+from analysis.errors import DesignError
+from analysis.geography import la_register
+
+WAVE1 = ["E09000005", "E06000023", "E10000018", "E10000019", "E10000020", "E10000029",
+         "E09000030", "E08000036", "E10000032", "E06000041"]
+BEXLEY, TOWER_HAMLETS = "E09000004", "E09000030"
+PANEL_MEASURES = {"assessments_45wd_pct", "rereferral_pct", "cpp_second_subsequent_pct",
+                  "cpp_starts_rate_per10k", "cla_ceased_sgo_pct", "cla_foster_pct",
+                  "cin_rate_per10k", "cla_rate_per10k", "cla_starts_rate_per10k",
+                  "s47_rate_per10k", "sw_turnover_pct", "sw_agency_pct",
+                  "pop_0_17", "idaci_score", "people_per_sqkm", "ofsted_overall"}
+
+
+@pytest.fixture(scope="module")
+def design() -> StudyDesign:
+    return load_design()
+
+
+@pytest.fixture
+def raw() -> dict:
+    return yaml.safe_load(DESIGN_PATH.read_text(encoding="utf-8"))
+
+
+def _write(tmp_path, data) -> "Path":  # noqa: F821
+    path = tmp_path / "study_design.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _refused(tmp_path, data, pattern, **kw):
+    path = _write(tmp_path, data)
+    with pytest.raises(DesignError) as info:
+        load_design(path, **kw)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{path}, "), msg
+    assert re.search(pattern, msg), msg
+    return msg
+
+
+# ---------------------------------------------------------------- the real design
+
+def test_real_design_pilots_and_timing(design):
+    assert len(design.pilots) == 11
+    assert design.pilot_codes("wave1") == WAVE1 + [BEXLEY]
+    assert design.pilot_codes("wave2") == [c for c in WAVE1 if c != TOWER_HAMLETS] + [BEXLEY]
+    assert all(design.first_treated_year(c, "wave1") == 2015 for c in WAVE1)
+    assert design.first_treated_year(BEXLEY, "wave1") == 2018
+    assert design.first_treated_year(BEXLEY, "wave2") == 2018
+    assert design.first_treated_year("E10000020", "wave2") == 2018
+    assert design.first_treated_year(TOWER_HAMLETS, "wave2") is None
+    assert design.waves["wave1"].first_treated_year == 2015   # November 2014
+    assert design.waves["wave2"].first_treated_year == 2018   # 29 September 2017
+
+
+def test_real_design_donor_pool(design):
+    reg = la_register()
+    main = design.donor_pool()
+    assert len(reg) == 158
+    # 158 - 11 pilots - 2 other SoS - 11 boundary-changed - 2 tiny (City, Scilly).
+    assert len(main) == 132
+    assert len(design.donor_pool("exclude_similar_models")) == 111
+    assert not set(main) & set(design.all_pilot_codes())
+    assert not {"E09000027", "E09000021"} & set(main)                 # Richmond, Kingston
+    assert not set(reg.loc[reg.boundary_changed, "la_code"]) & set(main)
+    assert not {"E09000001", "E06000053"} & set(main)
+    assert "E10000015" in main                                        # Hertfordshire (Family Safeguarding)
+    assert "E10000015" not in design.donor_pool("exclude_similar_models")
+    assert design.donor_pool("k5") == main
+
+
+def test_real_design_outcomes_and_specs(design):
+    a = design.outcome("assessments_45wd_pct")
+    assert a.onset == "wave2" and a.first_year == 2015 and a.primary
+    assert design.onset_for("rereferral_pct") == "wave1"
+    assert design.years("rereferral_pct")[:2] == [2013, 2014]
+    assert 2021 not in design.years("rereferral_pct", "no_covid")
+    assert design.years("rereferral_pct", "programme_period")[-1] == 2020
+    assert design.onset_for("rereferral_pct", "wave2_onset") == "wave2"
+    assert design.k() == 2 and design.k("k1") == 1 and design.k("k5") == 5
+    assert set(design.specifications) >= {"main", "exclude_similar_models", "wave2_onset",
+                                          "no_covid", "leave_one_out", "k1", "k2", "k5"}
+    assert design.spec("leave_one_out").leave_one_out
+    assert design.deviations == ()
+    assert design.evidence.max_abs_smd.value == 0.25
+    assert design.inference.wild_bootstrap.draws == 9999
+    assert design.inference.randomization.draws == 5000
+    # Every outcome measure and matching covariate is a known panel measure.
+    load_design(known_measures=PANEL_MEASURES)
+
+
+def test_reporting_year():
+    import datetime as dt
+    assert reporting_year(dt.date(2014, 11, 1)) == 2015
+    assert reporting_year(dt.date(2015, 3, 31)) == 2015
+    assert reporting_year(dt.date(2017, 9, 29)) == 2018
+
+
+# ---------------------------------------------------------------- refusals
+
+def test_unknown_la_code(tmp_path, raw):
+    raw["pilots"][3]["la_code"] = "E0999"
+    _refused(tmp_path, raw, r"pilots\[3\]\.la_code: unknown LA code 'E0999'")
+
+
+def test_unknown_la_code_in_exclusions_and_similar_models(tmp_path, raw):
+    bad = copy.deepcopy(raw)
+    bad["similar_models"][0]["la_code"] = "E10000099"
+    _refused(tmp_path, bad, r"similar_models\[0\]\.la_code: unknown LA code 'E10000099'")
+    raw["exclusions"]["manual"][1]["la_code"] = "X"
+    _refused(tmp_path, raw, r"exclusions\.manual\[1\]\.la_code: unknown LA code 'X'")
+
+
+def test_unknown_measure(tmp_path, raw):
+    idx = [o["measure"] for o in raw["outcomes"]].index("sw_agency_pct")
+    raw["outcomes"][idx]["measure"] = "sw_agency_rate"
+    path = _write(tmp_path, raw)
+    load_design(path)  # no check without known_measures
+    _refused(tmp_path, raw, rf"outcomes\[{idx}\]\.measure: unknown measure 'sw_agency_rate'",
+             known_measures=PANEL_MEASURES)
+
+
+def test_wave1_onset_for_45_day_assessments_has_no_pre_period(tmp_path, raw):
+    idx = [o["measure"] for o in raw["outcomes"]].index("assessments_45wd_pct")
+    raw["outcomes"][idx]["onset"] = "wave1"
+    msg = _refused(tmp_path, raw, rf"outcomes\[{idx}\]\.onset: outcome 'assessments_45wd_pct' "
+                                  r"has no pre-period under onset 'wave1'")
+    assert "treated from 2015" in msg and "2015-2025" in msg
+
+
+def test_specification_imposing_wave1_is_refused_naming_the_spec(tmp_path, raw):
+    raw["specifications"]["wave1_onset"] = {"description": "all wave 1", "changes": {"onset": "wave1"}}
+    msg = _refused(tmp_path, raw, r"specifications\.wave1_onset\.changes\.onset: outcome "
+                                  r"'assessments_45wd_pct' has no pre-period under onset 'wave1'")
+    assert "specification wave1_onset" in msg
+
+
+def test_one_pre_year_is_too_few(tmp_path, raw):
+    idx = [o["measure"] for o in raw["outcomes"]].index("rereferral_pct")
+    raw["outcomes"][idx]["first_year"] = 2014
+    _refused(tmp_path, raw, rf"outcomes\[{idx}\]\.onset: outcome 'rereferral_pct' has only 1 "
+                            r"pre-year\(s\) \[2014\] under onset 'wave1'.*need at least 2")
+
+
+def test_no_post_period(tmp_path, raw):
+    raw["specifications"]["short"] = {"description": "too short", "changes": {"last_year": 2016}}
+    _refused(tmp_path, raw, r"specifications\.short\.changes\.last_year: outcome "
+                            r"'assessments_45wd_pct' has no post-period under onset 'wave2'")
+
+
+def test_unknown_specification_key_and_bad_values(tmp_path, raw):
+    bad = copy.deepcopy(raw)
+    bad["specifications"]["k1"]["changes"] = {"comparators": 1}
+    _refused(tmp_path, bad, r"specifications\.k1\.changes\.comparators: unknown key")
+    bad = copy.deepcopy(raw)
+    bad["specifications"]["wave2_onset"]["changes"] = {"onset": "wave3"}
+    _refused(tmp_path, bad, r"specifications\.wave2_onset\.changes\.onset: 'wave3' is not one of")
+    bad = copy.deepcopy(raw)
+    del bad["specifications"]["main"]
+    _refused(tmp_path, bad, r"specifications\.main: missing")
+
+
+def test_dates_must_parse(tmp_path, raw):
+    bad = copy.deepcopy(raw)
+    bad["waves"]["wave1"]["start"] = "November 2014"
+    _refused(tmp_path, bad, r"waves\.wave1\.start: not a date")
+    raw["deviations"] = [{"date": "2025-13-01", "change": "x", "reason": "y"}]
+    _refused(tmp_path, raw, r"deviations\[0\]\.date: not a date")
+
+
+def test_deviation_log_entries_load(tmp_path, raw):
+    raw["deviations"] = [{"date": "2025-06-01", "change": "k from 2 to 3",
+                          "reason": "two pilots had no donor within the caliper"}]
+    d = load_design(_write(tmp_path, raw))
+    assert d.deviations[0].change == "k from 2 to 3" and d.deviations[0].date.year == 2025
+    raw["deviations"] = [{"date": "2025-06-01", "change": "k from 2 to 3"}]
+    _refused(tmp_path, raw, r"deviations\[0\]\.reason: missing")
+
+
+def test_typo_keys_and_yaml_errors(tmp_path, raw):
+    bad = copy.deepcopy(raw)
+    bad["pilots"][0]["la_cod"] = bad["pilots"][0].pop("la_code")
+    _refused(tmp_path, bad, r"pilots\[0\]\.la_code: missing")
+    path = tmp_path / "broken.yaml"
+    path.write_text("pilots: [\n  - la_code: E09000005\n", encoding="utf-8")
+    with pytest.raises(DesignError, match=r"broken\.yaml: not valid YAML at line \d+"):
+        load_design(path)
+
+
+def test_a_pilot_cannot_also_be_a_donor_exclusion_list_entry(tmp_path, raw):
+    raw["other_sos_las"][0]["la_code"] = "E10000020"  # Norfolk is a pilot
+    _refused(tmp_path, raw, r"other_sos_las\[0\]\.la_code: E10000020 is already pilots\[4\]")
+
+
+def test_too_few_donors_without_replacement(tmp_path, raw):
+    raw["specifications"]["k20"] = {"description": "k 20", "changes": {"k": 20}}
+    _refused(tmp_path, raw, r"specifications\.k20: needs 220 distinct comparators .* donor pool has 132")
+
+
+def test_helpers_refuse_unknowns(design):
+    with pytest.raises(DesignError, match="'E10000015' is not a pilot LA"):
+        design.first_treated_year("E10000015", "wave1")
+    with pytest.raises(DesignError, match="unknown onset 'wave3'"):
+        design.first_treated_year("E10000020", "wave3")
+    with pytest.raises(DesignError, match="unknown specification 'k9'"):
+        design.donor_pool("k9")

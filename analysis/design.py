@@ -43,9 +43,10 @@ SPEC_KEYS: dict[str, type | tuple[type, ...]] = {
     "last_year": int,
     "leave_one_out": bool,
     "k": int,
-    "replacement": bool,
+    "replace": bool,
 }
-MATCHING_KINDS = ("outcome_level", "outcome_trend", "covariate", "categorical", "ordinal")
+MATCHING_METHODS = ("optimal", "greedy_closest", "greedy_hardest_first")
+CONTEXT_AT = ("last", "mean", "next")
 BOOTSTRAP_WEIGHTS = ("rademacher", "webb", "mammen")
 
 
@@ -162,25 +163,34 @@ class Specification:
 
 
 @dataclass(frozen=True)
-class MatchingVariable:
-    """A variable of the matching distance; ``options`` holds its other keys (at, transform...)."""
+class ContextVariable:
+    """A context variable of the matching distance.
+
+    ``at`` is when it is measured ("last" pre-year observed, "mean" over the
+    pre-years, "next": the year after the last pre-year, for values recorded at
+    the start of a year such as the Ofsted judgement in force); ``log``: enters
+    as a natural log; ``missing_category``: missing is its own category.
+    """
 
     name: str
-    kind: str
-    options: Mapping[str, Any] = field(default_factory=dict)
+    at: str
+    log: bool
+    missing_category: bool
+    note: str
 
 
 @dataclass(frozen=True)
 class Matching:
-    """Nearest-neighbour matching settings."""
+    """Matching settings: the arguments of :func:`analysis.matching.match_comparators`."""
 
     k: int
-    replacement: bool
-    order: str
-    distance: str
+    replace: bool
+    method: str
     caliper: float | None
     caliper_action: str
-    variables: tuple[MatchingVariable, ...]
+    region_penalty: float
+    region_exact: bool
+    context: tuple[ContextVariable, ...]
 
 
 @dataclass(frozen=True)
@@ -215,15 +225,15 @@ class Threshold:
 
 @dataclass(frozen=True)
 class Evidence:
-    """Thresholds of the no/low/moderate/high grading, each with its rationale."""
+    """Evidence grading: which p-value is primary and the thresholds, each with its rationale."""
 
-    p_value_source: str
-    p_value_rationale: str
-    grades: Mapping[str, float]          # {"high": 0.01, "moderate": 0.05, "low": 0.10}
-    grades_rationale: str
-    pretrend_p_min: Threshold
-    max_abs_smd: Threshold
-    min_sign_agreement: Threshold
+    primary_p_value: str
+    primary_p_value_rationale: str
+    thresholds: Mapping[str, Threshold]
+
+    def threshold_values(self) -> dict[str, float]:
+        """``{key: value}`` as :func:`analysis.evidence.grade_evidence` takes them."""
+        return {k: t.value for k, t in self.thresholds.items()}
 
 
 @dataclass(frozen=True)
@@ -338,9 +348,43 @@ class StudyDesign:
         """Comparators per pilot under ``spec``."""
         return int(self.spec(spec).changes.get("k", self.matching.k))
 
-    def replacement(self, spec: str | Specification | None = None) -> bool:
+    def replace(self, spec: str | Specification | None = None) -> bool:
         """Whether ``spec`` matches with replacement."""
-        return bool(self.spec(spec).changes.get("replacement", self.matching.replacement))
+        return bool(self.spec(spec).changes.get("replace", self.matching.replace))
+
+    def matching_kwargs(self, spec: str | Specification | None = None) -> dict[str, Any]:
+        """Keyword arguments for :func:`analysis.matching.match_comparators` under ``spec``.
+
+        Everything but the panel, the treated LAs, the donors, the outcome and
+        its pre-years: ``k``, ``replace``, ``method``, ``caliper``,
+        ``caliper_action``, ``region_penalty``, ``region_exact``, ``context``,
+        ``context_at``, ``log_vars``, ``missing_category``.
+        """
+        m = self.matching
+        return {
+            "k": self.k(spec), "replace": self.replace(spec), "method": m.method,
+            "caliper": m.caliper, "caliper_action": m.caliper_action,
+            "region_penalty": m.region_penalty, "region_exact": m.region_exact,
+            "context": [v.name for v in m.context],
+            "context_at": {v.name: v.at for v in m.context},
+            "log_vars": [v.name for v in m.context if v.log],
+            "missing_category": [v.name for v in m.context if v.missing_category],
+        }
+
+    def pre_years(self, outcome: str | Outcome, spec: str | Specification | None = None) -> list[int]:
+        """Years of ``outcome`` before the earliest first treated year under ``spec``.
+
+        These are before every treated LA's start, so they can serve as the
+        matching pre-period of all pilots together.
+        """
+        onset = self.onset_for(outcome, spec)
+        start = min(self.first_treated_year(c, onset) for c in self.pilot_codes(onset))
+        return [y for y in self.years(outcome, spec) if y < start]
+
+    def treated(self, outcome: str | Outcome, spec: str | Specification | None = None) -> dict[str, int]:
+        """``{la_code: first treated year}`` of the pilots treated for ``outcome`` under ``spec``."""
+        onset = self.onset_for(outcome, spec)
+        return {c: self.first_treated_year(c, onset) for c in self.pilot_codes(onset)}  # type: ignore[misc]
 
     def outcome(self, key: str) -> Outcome:
         """An outcome by its id or its measure."""
@@ -488,8 +532,8 @@ def load_design(path: Path | str = DESIGN_PATH, *,
     known_measures
         Measures of the panel (e.g. the ``measure`` column of its
         ``measures.csv``). When given, every outcome measure and every
-        covariate or ordinal matching variable must be one of them; when
-        None this check is skipped.
+        matching context variable must be one of them; when None this check
+        is skipped.
 
     Returns
     -------
@@ -653,28 +697,33 @@ def load_design(path: Path | str = DESIGN_PATH, *,
 
     # matching
     m = c.mapping(top["matching"], "matching",
-                  allowed={"k", "replacement", "order", "distance", "caliper", "caliper_action", "variables"},
-                  required={"k", "replacement", "variables"})
-    mvars, names = [], set()
-    for i, v in enumerate(c.seq(m["variables"], "matching.variables")):
-        k = f"matching.variables[{i}]"
-        v = c.mapping(v, k, required={"name", "kind"})
-        name, kind = c.text(v["name"], f"{k}.name"), c.choice(v["kind"], f"{k}.kind", MATCHING_KINDS)
+                  allowed={"k", "replace", "method", "caliper", "caliper_action", "region_penalty",
+                           "region_exact", "context"},
+                  required={"k", "replace", "method", "context"})
+    cvars, names = [], set()
+    for i, v in enumerate(c.seq(m["context"], "matching.context")):
+        k = f"matching.context[{i}]"
+        v = c.mapping(v, k, allowed={"name", "at", "log", "missing_category", "note"}, required={"name"})
+        name = c.text(v["name"], f"{k}.name")
         if name in names:
-            raise c.fail(f"{k}.name", f"duplicate matching variable {name!r}")
+            raise c.fail(f"{k}.name", f"duplicate context variable {name!r}")
         names.add(name)
-        if known is not None and kind in ("covariate", "ordinal") and name not in known:
+        if known is not None and name not in known:
             raise c.fail(f"{k}.name", f"unknown measure {name!r} (not a panel measure)")
-        mvars.append(MatchingVariable(name, kind, {x: y for x, y in v.items() if x not in ("name", "kind")}))
+        cvars.append(ContextVariable(name, c.choice(v.get("at", "last"), f"{k}.at", CONTEXT_AT),
+                                     c.boolean(v.get("log", False), f"{k}.log"),
+                                     c.boolean(v.get("missing_category", False), f"{k}.missing_category"),
+                                     c.text(v.get("note", ""), f"{k}.note", empty=True)))
     caliper = m.get("caliper")
     matching = Matching(
         k=c.integer(m["k"], "matching.k", low=1),
-        replacement=c.boolean(m["replacement"], "matching.replacement"),
-        order=c.text(m.get("order", "file"), "matching.order"),
-        distance=c.text(m.get("distance", "mahalanobis"), "matching.distance"),
+        replace=c.boolean(m["replace"], "matching.replace"),
+        method=c.choice(m["method"], "matching.method", MATCHING_METHODS),
         caliper=None if caliper is None else c.number(caliper, "matching.caliper", low=0),
-        caliper_action=c.choice(m.get("caliper_action", "flag"), "matching.caliper_action", ("flag", "drop")),
-        variables=tuple(mvars))
+        caliper_action=c.choice(m.get("caliper_action", "drop"), "matching.caliper_action", ("flag", "drop")),
+        region_penalty=c.number(m.get("region_penalty", 1.0), "matching.region_penalty", low=-1e-12),
+        region_exact=c.boolean(m.get("region_exact", False), "matching.region_exact"),
+        context=tuple(cvars))
 
     # inference
     inf = c.mapping(top["inference"], "inference",
@@ -698,29 +747,26 @@ def load_design(path: Path | str = DESIGN_PATH, *,
                                     c.text(ri.get("scheme", ""), "inference.randomization.scheme", empty=True)))
 
     # evidence
-    ev = c.mapping(top["evidence"], "evidence",
-                   allowed={"p_value", "grades", "pretrend_p_min", "max_abs_smd", "min_sign_agreement"},
-                   required={"p_value", "grades", "pretrend_p_min", "max_abs_smd", "min_sign_agreement"})
-    pv = c.mapping(ev["p_value"], "evidence.p_value", allowed={"source", "rationale"}, required={"source", "rationale"})
-    gr = c.mapping(ev["grades"], "evidence.grades", allowed={"high", "moderate", "low", "rationale"},
-                   required={"high", "moderate", "low", "rationale"})
-    grades = {g: c.number(gr[g], f"evidence.grades.{g}", low=0, high=1) for g in ("high", "moderate", "low")}
-    if not grades["high"] < grades["moderate"] < grades["low"]:
-        raise c.fail("evidence.grades", "cut-offs must rise: high < moderate < low")
-
-    def threshold(key: str, low: float, high: float) -> Threshold:
-        t = c.mapping(ev[key], f"evidence.{key}", allowed={"value", "rationale"}, required={"value", "rationale"})
-        return Threshold(c.number(t["value"], f"evidence.{key}.value", low=low, high=high),
-                         c.text(t["rationale"], f"evidence.{key}.rationale"))
-
+    ev = c.mapping(top["evidence"], "evidence", allowed={"primary_p_value", "thresholds"},
+                   required={"primary_p_value", "thresholds"})
+    pv = c.mapping(ev["primary_p_value"], "evidence.primary_p_value", allowed={"value", "rationale"},
+                   required={"value", "rationale"})
+    thresholds: dict[str, Threshold] = {}
+    for name, t in c.mapping(ev["thresholds"], "evidence.thresholds").items():
+        k = f"evidence.thresholds.{name}"
+        t = c.mapping(t, k, allowed={"value", "rationale"}, required={"value", "rationale"})
+        thresholds[str(name)] = Threshold(c.number(t["value"], f"{k}.value"), c.text(t["rationale"], f"{k}.rationale"))
     evidence = Evidence(
-        p_value_source=c.choice(pv["source"], "evidence.p_value.source",
-                                ("max_of_wild_bootstrap_and_randomization", "wild_bootstrap", "randomization")),
-        p_value_rationale=c.text(pv["rationale"], "evidence.p_value.rationale"),
-        grades=grades, grades_rationale=c.text(gr["rationale"], "evidence.grades.rationale"),
-        pretrend_p_min=threshold("pretrend_p_min", 0, 1),
-        max_abs_smd=threshold("max_abs_smd", 0, 10),
-        min_sign_agreement=threshold("min_sign_agreement", 0, 1.000001))
+        primary_p_value=c.choice(pv["value"], "evidence.primary_p_value.value",
+                                 ("max_of_wild_bootstrap_and_randomization", "wild_bootstrap", "randomization")),
+        primary_p_value_rationale=c.text(pv["rationale"], "evidence.primary_p_value.rationale"),
+        thresholds=thresholds)
+    # The grading module owns the set of keys and their ordering rules.
+    from .evidence import check_thresholds
+    try:
+        check_thresholds(evidence.threshold_values())
+    except DesignError as exc:
+        raise c.fail("evidence.thresholds", str(exc)) from None
 
     # exclusions
     ex = c.mapping(top["exclusions"], "exclusions", allowed={"boundary_changed", "manual"})
@@ -781,7 +827,7 @@ def _check_identified(design: StudyDesign, c: _Checker) -> None:
                         f"{'' if sid == 'main' else f' (specification {sid})'}: "
                         f"treated from {first} but its years are {span}{dropped}"))
         # Without replacement every treated LA needs its own k donors.
-        if not design.replacement(s):
+        if not design.replace(s):
             n_donors = len(design.donor_pool(s))
             onsets = {design.onset_for(o, s) for o in design.outcomes}
             need = max(len(design.pilot_codes(on)) for on in onsets) * design.k(s)

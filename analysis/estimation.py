@@ -175,15 +175,27 @@ class Panel:
 
     def with_first_treated(self, first_treated: np.ndarray) -> "Panel":
         """Copy of the panel with another first-treated vector (for placebos)."""
-        return Panel(self.y, self.unit_index, self.time_index, self.units, self.times,
-                     np.asarray(first_treated, float), self.weights, self.n_dropped,
-                     dict(self.columns))
+        new = Panel(self.y, self.unit_index, self.time_index, self.units, self.times,
+                    np.asarray(first_treated, float), self.weights, self.n_dropped,
+                    dict(self.columns))
+        for name in ("fe_basis", "cluster_matrix"):
+            if name in self.__dict__:
+                new.__dict__[name] = self.__dict__[name]
+        return new
 
     def with_outcome(self, y: np.ndarray) -> "Panel":
-        """Copy of the panel with another outcome vector (same rows)."""
-        return Panel(np.asarray(y, float), self.unit_index, self.time_index, self.units,
-                     self.times, self.first_treated, self.weights, self.n_dropped,
-                     dict(self.columns))
+        """Copy of the panel with another outcome vector (same rows).
+
+        The fixed-effect basis and cluster matrix depend only on the rows and
+        weights, so the copy reuses them (Monte Carlo loops stay cheap).
+        """
+        new = Panel(np.asarray(y, float), self.unit_index, self.time_index, self.units,
+                    self.times, self.first_treated, self.weights, self.n_dropped,
+                    dict(self.columns))
+        for name in ("fe_basis", "cluster_matrix", "treatment"):
+            if name in self.__dict__:
+                new.__dict__[name] = self.__dict__[name]
+        return new
 
 
 def treatment_indicator(first_treated: np.ndarray, unit_index: np.ndarray,
@@ -563,9 +575,13 @@ def _dummy_fit(panel: Panel, X: np.ndarray):
     D_time[np.arange(n), panel.time_index] = 1.0
     exog = np.column_stack([X, D_unit, D_time[:, 1:]])
     w = np.ones(n) if panel.weights is None else panel.weights
-    fit = sm.WLS(panel.y, exog, weights=w).fit(
-        cov_type="cluster", cov_kwds={"groups": panel.unit_index, "use_correction": False})
     rank_fe = panel.fe_basis.shape[1]
+    # QR is exact and faster than statsmodels' default pinv when the dummies have
+    # full column rank (always, unless an unbalanced panel is disconnected).
+    method = "qr" if rank_fe == panel.n_units + panel.n_periods - 1 else "pinv"
+    fit = sm.WLS(panel.y, exog, weights=w, hasconst=True).fit(
+        method=method, cov_type="cluster",
+        cov_kwds={"groups": panel.unit_index, "use_correction": False})
     df_k = k + rank_fe - panel.n_units + 1
     V = np.asarray(fit.cov_params())[:k, :k] * cr1_factor(n, panel.n_units, df_k)
     return np.asarray(fit.params)[:k], V, df_k

@@ -92,11 +92,29 @@ def test_real_design_outcomes_and_specs(design):
                                           "no_covid", "leave_one_out", "k1", "k2", "k5"}
     assert design.spec("leave_one_out").leave_one_out
     assert design.deviations == ()
-    assert design.evidence.max_abs_smd.value == 0.25
+    assert design.evidence.thresholds["max_smd"].value == 0.25
     assert design.inference.wild_bootstrap.draws == 9999
     assert design.inference.randomization.draws == 5000
     # Every outcome measure and matching covariate is a known panel measure.
     load_design(known_measures=PANEL_MEASURES)
+
+
+def test_design_feeds_matching_and_evidence(design):
+    import inspect
+
+    from analysis.evidence import grade_evidence
+    from analysis.matching import match_comparators
+
+    kw = design.matching_kwargs("k5")
+    assert kw["k"] == 5 and kw["replace"] is False and kw["context_at"]["ofsted_overall"] == "next"
+    assert kw["missing_category"] == ["ofsted_overall"]
+    # Every key is an argument of match_comparators.
+    inspect.signature(match_comparators).bind_partial(**kw)
+    assert design.pre_years("rereferral_pct") == [2013, 2014]
+    assert design.pre_years("assessments_45wd_pct") == [2015, 2016, 2017]
+    assert design.treated("assessments_45wd_pct") == {c: 2018 for c in design.pilot_codes("wave2")}
+    g = grade_evidence(0.2, -1, 1, 0.5, 0.1, 1.0, thresholds=design.evidence.threshold_values())
+    assert g.level == "no"
 
 
 def test_reporting_year():
@@ -205,6 +223,13 @@ def test_a_pilot_cannot_also_be_a_donor_exclusion_list_entry(tmp_path, raw):
 def test_too_few_donors_without_replacement(tmp_path, raw):
     raw["specifications"]["k20"] = {"description": "k 20", "changes": {"k": 20}}
     _refused(tmp_path, raw, r"specifications\.k20: needs 220 distinct comparators .* donor pool has 132")
+
+
+def test_evidence_thresholds_checked_by_the_grading_module(tmp_path, raw):
+    raw["evidence"]["thresholds"]["p_high"]["value"] = 0.2
+    _refused(tmp_path, raw, r"evidence\.thresholds: .*p_high < p_moderate")
+    del raw["evidence"]["thresholds"]["p_high"]
+    _refused(tmp_path, raw, r"evidence\.thresholds: .*missing \['p_high'\]")
 
 
 def test_helpers_refuse_unknowns(design):

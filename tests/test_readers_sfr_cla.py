@@ -269,3 +269,11 @@ def test_2019_agrees_with_later_lait_release(real_source):
     assert len(m) >= 150
     close = (m["value"] - m["v"]).abs() <= np.maximum(10, 0.1 * m["v"])
     assert close.mean() >= 0.95
+
+
+def test_wholly_empty_line_is_skipped(sfr, tmp_path):
+    text = (sfr / "SFR34_ADM2015.csv").read_bytes()
+    bad = tmp_path / "ADM.csv"
+    bad.write_bytes(text + b"," * 30 + b"\r\n")
+    df = sfr_cla.read_file(bad, 2015, "adm")
+    assert len(df) == 5 and df["row"].max() == 6

@@ -11,8 +11,10 @@ Two sources, one list of inspections:
   judgement) are not used: ILACS comes from Ofsted's own table below.
   The date used is ``report_published`` (the date printed on the report);
   where the transcription has none (13 SIF reports and 1 re-inspection),
-  ``file_date``, the date Ofsted's website gives the report file, which is
-  the publication date or a day after it.
+  ``file_date``, the date Ofsted's website gives the report file (where
+  both exist it is the same day for 147 of 153 reports and at most 7 days
+  later; none of the 14 fallback dates lies within 7 days after a 1 April,
+  so the year a judgement comes into force is not affected).
 - Inspections of local authority children's services (ILACS, from 2018):
   sheet ``ILACS_inspection_history`` of Ofsted's "LA inspection outcomes as
   at 31 March 2025" (manifest id ``ofsted_ilacs_2025``), standard and short

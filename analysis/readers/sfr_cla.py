@@ -287,10 +287,14 @@ def _levels(df: pd.DataFrame, geo: Geography, file: str, rows: np.ndarray) -> pd
         ons = df[geo.ons_code].str.strip()
         la_like = ons.str.match(r"^E(06|07|08|09|10)\d{6}$")
         level = level.mask(blank & la_like, "Local authority")
-    bad = level.isna() & ~(blank & df.drop(columns=[geo.level]).apply(
-        lambda c: c.str.strip().eq("")).all(axis=1))
+    bad = level.isna().to_numpy().copy()
     if bad.any():
-        pos = int(np.flatnonzero(bad.to_numpy())[0])
+        # Wholly empty lines (trailing ",,,,") are skipped, not errors.
+        cells = df.loc[bad].to_numpy(dtype=str)
+        empty = (np.char.strip(cells) == "").all(axis=1)
+        bad[np.flatnonzero(bad)[empty]] = False
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
         raise DataError(f"unknown geography level {raw.iloc[pos]!r} "
                         f"(expected one of {sorted(set(LEVEL_NAMES))})",
                         file=file, column=geo.level, row=int(rows[pos]))
@@ -392,7 +396,7 @@ def read_file(path: Path | str, year: int, kind: str, *, source_id: str = "",
     return tidy_frame(parts)
 
 
-def source_id(year: int, kind: str) -> str:
+def manifest_id(year: int, kind: str) -> str:
     """Manifest id of a year's file, e.g. ``cla_sfr_2015_adm``."""
     return f"cla_sfr_{year}_{kind}"
 
@@ -409,7 +413,7 @@ def read_year(year: int, fetch: Callable[[str], Path]) -> pd.DataFrame:
     """
     parts = []
     for kind in KINDS:
-        sid = source_id(year, kind)
+        sid = manifest_id(year, kind)
         path = Path(fetch(sid))
         parts.append(read_file(path, year, kind, source_id=sid, file=_display_name(sid, path)))
     return tidy_frame(parts)

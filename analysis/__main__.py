@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_data.add_argument("--out", type=Path, default=None,
                         help="output folder (default data/processed)")
     p_data.set_defaults(func=_cmd_data)
+    from .cli_estimate import add_estimate_parser
+
+    add_estimate_parser(sub)
     return parser
 
 
@@ -45,14 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        rc = args.func(args)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
+    return int(rc or 0)
 
 
 if __name__ == "__main__":

@@ -384,7 +384,8 @@ def wild_cluster_bootstrap(panel: Panel | pd.DataFrame, *, draws: int = 9999,
                               seed=seed)
     lo, hi = wb.confint(alpha) if ci else (math.nan, math.nan)
     return BootstrapResult(estimate=float(design.beta[0]), t_stat=wb.t_stat(null),
-                           p_value=wb.pvalue(null), ci_low=lo, ci_high=hi, draws=wb.B,
+                           p_value=wb.pvalue(null), ci_low=float(lo), ci_high=float(hi),
+                           draws=wb.B,
                            enumerated=wb.enumerated, weight_type=weight_type, null=null,
                            alpha=alpha, seed=None if wb.enumerated else seed)
 

@@ -23,7 +23,7 @@ from .errors import DataError
 
 MANIFEST_PATH = DATA_DIR / "manifest.csv"
 MANIFEST_COLUMNS = ["id", "path", "title", "publisher", "release", "licence",
-                    "url", "sha256", "bytes"]
+                    "url", "sha256", "bytes", "release_date"]
 
 
 def cache_dir() -> Path:
@@ -75,8 +75,7 @@ def load_manifest(path: Path | None = None) -> dict[str, Source]:
             except ValueError:
                 raise DataError(f"bytes is not an integer: {row['bytes']!r}",
                                 file=_rel(path), column="bytes", row=i) from None
-            out[row["id"]] = Source(**{**{k: row[k] for k in MANIFEST_COLUMNS}, "bytes": size,
-                                       "release_date": (row.get("release_date") or "").strip()})
+            out[row["id"]] = Source(**{**{k: row[k].strip() for k in MANIFEST_COLUMNS}, "bytes": size})
     return out
 
 

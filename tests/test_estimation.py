@@ -82,7 +82,7 @@ def _pyfixest_data(d: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.mark.parametrize("weighted, missing", [(False, 0.0), (True, 0.0), (False, 0.08)])
 def test_twfe_matches_pyfixest_to_1e6(weighted, missing):
-    pf = pytest.importorskip("pyfixest")
+    import pyfixest as pf
     d = simulate_panel(n_units=40, n_periods=9, cohorts={2016: 4, 2018: 5}, effect=0.7,
                        seed=11, missing=missing)
     d["w"] = np.repeat(np.random.default_rng(3).uniform(0.5, 3, 40), 9)
@@ -96,7 +96,7 @@ def test_twfe_matches_pyfixest_to_1e6(weighted, missing):
 
 
 def test_twfe_matches_linearmodels_with_the_same_small_sample_correction():
-    lm = pytest.importorskip("linearmodels")
+    import linearmodels as lm
     d = simulate_panel(n_units=50, n_periods=10, cohorts={2016: 6, 2019: 4}, effect=0.4, seed=5)
     res = twfe_did(d, **COLS)
     dd = _pyfixest_data(d).set_index(["uid", "year"])
@@ -161,7 +161,7 @@ def test_zero_effect_cluster_test_rejects_about_5_percent():
 # ---------------------------------------------------------------- event study
 
 def test_event_study_matches_pyfixest_and_finds_dynamic_effects():
-    pf = pytest.importorskip("pyfixest")
+    import pyfixest as pf
     eff = lambda g, t: 0.5 + 0.25 * (t - g)
     d = simulate_panel(n_units=80, n_periods=10, cohorts={2017: 10, 2019: 10}, effect=eff,
                        seed=8, sigma=0.3)
@@ -207,7 +207,7 @@ def test_event_study_binning():
 # ---------------------------------------------------------------- Callaway-Sant'Anna
 
 def _csdid(d: pd.DataFrame, weights: str | None = None):
-    csdid = pytest.importorskip("csdid.att_gt")
+    import csdid.att_gt as csdid
     d = d.copy()
     d["id"] = d.unit.str[1:].astype(int)
     with warnings.catch_warnings():

@@ -190,3 +190,13 @@ def test_real_deprivation(real_source):
               "E09000030", "E08000036", "E10000032", "E06000041", "E09000004"}
     assert pilots <= set(idaci.area_code)
     assert _value(idaci, "E06000002", "idaci_score", 2019) == pytest.approx(0.327)  # Middlesbrough
+
+
+def test_readers_accept_a_fetcher_as_the_panel_passes_it(fixtures, mye5):
+    files = {"ons_mye23": mye5, "imd_2019": fixtures / "context" / "imd19_subset.csv",
+             "idaci_2019": fixtures / "context" / "idacilarge_subset.csv"}
+    from analysis.readers.context import read_deprivation
+    dens = read_density(files.__getitem__)
+    assert _value(dens, "E09000005", "area_sqkm", 2019) == pytest.approx(BRENT_AREA)
+    dep = read_deprivation(files.__getitem__)
+    assert set(dep.measure) == {"imd_score", "idaci_score"} and len(dep) == 12

@@ -128,3 +128,10 @@ def test_real_ofsted(real_source):
     by_year = df.groupby("year").value.count()
     assert by_year[2015] == 11 and by_year[2019] == 147
     assert set(df.value.dropna()) <= {1.0, 2.0, 3.0, 4.0}
+
+
+def test_panel_entry_point_takes_a_fetcher(paths, monkeypatch):
+    import analysis.readers.ofsted as mod
+    monkeypatch.setattr(mod, "SIF_PATH", paths[0])
+    df = mod.read_ofsted_overall({"ofsted_ilacs_2025": paths[1]}.__getitem__)
+    assert df[(df.area_code == "E10000020") & (df.year == 2019)].value.iloc[0] == 3

@@ -72,6 +72,7 @@ Three published files, one reader each, all returning the tidy long table of
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,19 @@ IDACI_SCORE = "IDACI - Average score"
 DEPRIVATION_YEAR = 2019
 
 
+#: A file path, or a function ``source id -> verified path`` (the panel passes its fetcher).
+PathOrFetch = Path | str | Callable[[str], Path] | None
+
+
+def _resolve(path: PathOrFetch, source_id: str) -> Path:
+    """The file to read: ``path`` itself, ``path(source_id)`` when it is a fetcher, else fetched."""
+    if path is None:
+        return fetch(source_id)
+    if callable(path):
+        return Path(path(source_id))
+    return Path(path)
+
+
 def _rel(path: Path) -> str:
     """Path relative to the repository (or as given) for messages."""
     try:
@@ -121,13 +135,14 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def read_mye5(path: Path | None = None, *, source_id: str = "ons_mye23") -> pd.DataFrame:
+def read_mye5(path: PathOrFetch = None, *, source_id: str = "ons_mye23") -> pd.DataFrame:
     """Read sheet MYE5 as published: one row per area and mid-year.
 
     Parameters
     ----------
     path
-        The ``mye23tablesew.xlsx`` workbook; default: fetched by ``source_id``.
+        The ``mye23tablesew.xlsx`` workbook, or a function ``source id ->
+        path`` (such as the panel's fetcher); default: fetched by ``source_id``.
     source_id
         Manifest id, used for fetching and named in messages.
 
@@ -148,7 +163,7 @@ def read_mye5(path: Path | None = None, *, source_id: str = "ons_mye23") -> pd.D
     """
     import openpyxl  # read-only mode streams the sheet: ~0.2 s for the real file
 
-    path = Path(path) if path is not None else fetch(source_id)
+    path = _resolve(path, source_id)
     file = _rel(path)
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
@@ -239,13 +254,14 @@ def _la_rows(frame: pd.DataFrame, measures: list[str], source_id: str) -> pd.Dat
     return tidy_frame(parts)
 
 
-def read_density(path: Path | None = None, *, source_id: str = "ons_mye23") -> pd.DataFrame:
+def read_density(path: PathOrFetch = None, *, source_id: str = "ons_mye23") -> pd.DataFrame:
     """Population density and land area per LA and reporting year, from ONS MYE5.
 
     Parameters
     ----------
     path
-        The ``mye23tablesew.xlsx`` workbook; default: fetched by ``source_id``.
+        The ``mye23tablesew.xlsx`` workbook, or a function ``source id ->
+        path`` (such as the panel's fetcher); default: fetched by ``source_id``.
     source_id
         Manifest id written into ``source_id``.
 
@@ -265,7 +281,7 @@ def read_density(path: Path | None = None, *, source_id: str = "ons_mye23") -> p
         unknown to the LA register, or upper-tier rows that do not add up to
         England.
     """
-    path = Path(path) if path is not None else fetch(source_id)
+    path = _resolve(path, source_id)
     mye = read_mye5(path, source_id=source_id)
     where = f"{_rel(path)}, sheet {MYE5_SHEET}"
     _check_england_total(mye, where)
@@ -292,9 +308,9 @@ def read_density(path: Path | None = None, *, source_id: str = "ons_mye23") -> p
     return _la_rows(out, ["people_per_sqkm", "area_sqkm"], source_id)
 
 
-def _read_deprivation(path: Path | None, source_id: str, code_col: str, score_col: str,
+def _read_deprivation(path: PathOrFetch, source_id: str, code_col: str, score_col: str,
                       measure: str) -> pd.DataFrame:
-    path = Path(path) if path is not None else fetch(source_id)
+    path = _resolve(path, source_id)
     file = _rel(path)
     df = read_csv_text(path, file)
     # Headers in these files carry trailing spaces ("IMD - Average score ").
@@ -316,13 +332,14 @@ def _read_deprivation(path: Path | None, source_id: str, code_col: str, score_co
     return out
 
 
-def read_imd(path: Path | None = None, *, source_id: str = "imd_2019") -> pd.DataFrame:
+def read_imd(path: PathOrFetch = None, *, source_id: str = "imd_2019") -> pd.DataFrame:
     """IMD 2019 average score per upper-tier LA (``imd_score``, year 2019).
 
     Parameters
     ----------
     path
-        ``imd19.csv`` (upper-tier summaries); default: fetched by ``source_id``.
+        ``imd19.csv`` (upper-tier summaries), or a function ``source id ->
+        path``; default: fetched by ``source_id``.
     source_id
         Manifest id written into ``source_id``.
 
@@ -341,13 +358,14 @@ def read_imd(path: Path | None = None, *, source_id: str = "imd_2019") -> pd.Dat
     return _read_deprivation(path, source_id, IMD_CODE, IMD_SCORE, "imd_score")
 
 
-def read_idaci(path: Path | None = None, *, source_id: str = "idaci_2019") -> pd.DataFrame:
+def read_idaci(path: PathOrFetch = None, *, source_id: str = "idaci_2019") -> pd.DataFrame:
     """IDACI 2019 average score per upper-tier LA (``idaci_score``, year 2019).
 
     Parameters
     ----------
     path
-        ``idacilarge.csv``; default: fetched by ``source_id``.
+        ``idacilarge.csv``, or a function ``source id -> path``; default:
+        fetched by ``source_id``.
     source_id
         Manifest id written into ``source_id``.
 
@@ -367,14 +385,25 @@ def read_idaci(path: Path | None = None, *, source_id: str = "idaci_2019") -> pd
     return _read_deprivation(path, source_id, IDACI_CODE, IDACI_SCORE, "idaci_score")
 
 
-def read_context(density_path: Path | None = None, imd_path: Path | None = None,
-                 idaci_path: Path | None = None) -> pd.DataFrame:
+def read_deprivation(fetcher: Callable[[str], Path] | None = None) -> pd.DataFrame:
+    """``imd_score`` and ``idaci_score`` (year 2019, time-invariant) in one tidy table.
+
+    Parameters
+    ----------
+    fetcher
+        Function ``source id -> path`` (default: :func:`analysis.sources.fetch`).
+    """
+    return tidy_frame([read_imd(fetcher), read_idaci(fetcher)])
+
+
+def read_context(density_path: PathOrFetch = None, imd_path: PathOrFetch = None,
+                 idaci_path: PathOrFetch = None) -> pd.DataFrame:
     """All context measures of this module in one tidy table.
 
     Parameters
     ----------
     density_path, imd_path, idaci_path
-        Files to read instead of the fetched manifest sources.
+        Files (or fetchers) to read instead of the fetched manifest sources.
 
     Returns
     -------

@@ -40,6 +40,7 @@ to exist in 2011 too.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -175,13 +176,15 @@ def read_sif(path: Path | None = None) -> pd.DataFrame:
     return out.drop_duplicates(["la_code", "published", "overall"], ignore_index=True)
 
 
-def read_ilacs(path: Path | None = None, *, source_id: str = ILACS_SOURCE_ID) -> pd.DataFrame:
+def read_ilacs(path: Path | Callable[[str], Path] | None = None, *,
+               source_id: str = ILACS_SOURCE_ID) -> pd.DataFrame:
     """ILACS overall judgements from Ofsted's inspection-outcomes workbook.
 
     Parameters
     ----------
     path
-        The ``.ods`` workbook; default: fetched by ``source_id``.
+        The ``.ods`` workbook, or a function ``source id -> path`` (the
+        panel's fetcher); default: fetched by ``source_id``.
     source_id
         Manifest id written into ``source_id``.
 
@@ -198,7 +201,11 @@ def read_ilacs(path: Path | None = None, *, source_id: str = ILACS_SOURCE_ID) ->
         The sheet, its header or a column is missing, an LA code is unknown,
         a date does not parse, or a judgement is not one of the four grades.
     """
-    path = Path(path) if path is not None else fetch(source_id)
+    if path is None:
+        path = fetch(source_id)
+    elif callable(path):
+        path = path(source_id)
+    path = Path(path)
     file = _rel(path)
     try:
         raw = pd.read_excel(path, engine="odf", sheet_name=ILACS_SHEET, header=None, dtype=object)
@@ -243,7 +250,8 @@ def read_ilacs(path: Path | None = None, *, source_id: str = ILACS_SOURCE_ID) ->
     })
 
 
-def inspections(sif_path: Path | None = None, ilacs_path: Path | None = None) -> pd.DataFrame:
+def inspections(sif_path: Path | None = None,
+                ilacs_path: Path | Callable[[str], Path] | None = None) -> pd.DataFrame:
     """Every overall judgement per LA, SIF then ILACS, sorted by LA and publication date.
 
     Parameters
@@ -311,7 +319,7 @@ def overall_in_force(insp: pd.DataFrame, years: range | list[int] = YEARS) -> pd
     })
 
 
-def read_ofsted(sif_path: Path | None = None, ilacs_path: Path | None = None,
+def read_ofsted(sif_path: Path | None = None, ilacs_path: Path | Callable[[str], Path] | None = None,
                 years: range | list[int] = YEARS) -> pd.DataFrame:
     """``ofsted_overall`` per LA and reporting year, in the tidy long schema.
 
@@ -348,3 +356,15 @@ def read_ofsted(sif_path: Path | None = None, ilacs_path: Path | None = None,
         "source_id": f["source_id"].replace("", none_yet).to_numpy(),
         "row": f["row"].to_numpy(),
     })])
+
+
+def read_ofsted_overall(fetcher: Callable[[str], Path] | None = None) -> pd.DataFrame:
+    """:func:`read_ofsted` with the ILACS workbook from ``fetcher`` (the panel's entry point).
+
+    Parameters
+    ----------
+    fetcher
+        Function ``source id -> verified path`` (default :func:`analysis.sources.fetch`).
+        The SIF transcription is read from the repository.
+    """
+    return read_ofsted(ilacs_path=fetcher(ILACS_SOURCE_ID) if fetcher is not None else None)

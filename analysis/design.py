@@ -721,7 +721,7 @@ def load_design(path: Path | str = DESIGN_PATH, *,
         method=c.choice(m["method"], "matching.method", MATCHING_METHODS),
         caliper=None if caliper is None else c.number(caliper, "matching.caliper", low=0),
         caliper_action=c.choice(m.get("caliper_action", "drop"), "matching.caliper_action", ("flag", "drop")),
-        region_penalty=c.number(m.get("region_penalty", 1.0), "matching.region_penalty", low=-1e-12),
+        region_penalty=_non_negative(c, m.get("region_penalty", 1.0), "matching.region_penalty"),
         region_exact=c.boolean(m.get("region_exact", False), "matching.region_exact"),
         context=tuple(cvars))
 
@@ -795,6 +795,13 @@ def load_design(path: Path | str = DESIGN_PATH, *,
         exclusions=exclusions, deviations=tuple(devs))
     _check_identified(design, c)
     return design
+
+
+def _non_negative(c: _Checker, value: Any, key: str) -> float:
+    x = c.number(value, key)
+    if x < 0:
+        raise c.fail(key, f"must be 0 or more, got {value}")
+    return x
 
 
 def _check_identified(design: StudyDesign, c: _Checker) -> None:

@@ -84,7 +84,9 @@ def test_tidy_output(paths):
     nor = df[(df.area_code == "E10000020") & (df.year == 2019)].iloc[0]
     assert nor.value == 3 and nor.source_id == "sif_judgements_from_reports" and nor.old_la_code == "926"
     none_yet = df[(df.area_code == "E10000020") & (df.year == 2016)].iloc[0]
-    assert math.isnan(none_yet.value) and none_yet.source_id == "sif_judgements_from_reports;ofsted_ilacs_2025"
+    assert math.isnan(none_yet.value) and none_yet.source_id == "sif_judgements_from_reports"
+    bcp = df[(df.area_code == "E06000058") & (df.year == 2021)].iloc[0]
+    assert math.isnan(bcp.value) and bcp.source_id == "ofsted_ilacs_2025"
 
 
 def test_unknown_judgement_and_bad_date_name_the_row(paths, tmp_path):

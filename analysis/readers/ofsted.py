@@ -78,6 +78,9 @@ ILACS_SOURCE_ID = "ofsted_ilacs_2025"
 ILACS_SHEET = "ILACS_inspection_history"
 SIF_FRAMEWORKS = ("SIF", "SIF re-inspection")
 
+#: First reporting year that starts after the first ILACS reports (published from March 2018).
+ILACS_FIRST_YEAR = 2019
+
 #: Reporting years for which :func:`read_ofsted` gives the judgement in force.
 YEARS = range(2011, 2026)
 
@@ -337,12 +340,14 @@ def read_ofsted(sif_path: Path | None = None, ilacs_path: Path | Callable[[str],
         :data:`OVERALL_CODES` (1 Outstanding ... 4 Inadequate) of the
         judgement in force on the first day of the year; NaN (not
         suppressed) before the LA's first judgement. ``source_id`` is that
-        of the judgement, or both sources joined by ";" when there was none.
+        of the judgement; where there is none, the source that would hold it
+        (the SIF transcription before :data:`ILACS_FIRST_YEAR`, else ILACS).
         Labels: :data:`OVERALL_LABELS` or :func:`overall_in_force`.
     """
     f = overall_in_force(inspections(sif_path, ilacs_path), years)
     reg = la_register().set_index("la_code")
-    none_yet = f"{SIF_SOURCE_ID};{ILACS_SOURCE_ID}"
+    # No judgement yet: name the source that would have held one in that year.
+    none_yet = np.where(f["year"].to_numpy() < ILACS_FIRST_YEAR, SIF_SOURCE_ID, ILACS_SOURCE_ID)
     return tidy_frame([pd.DataFrame({
         "geographic_level": "Local authority",
         "area_code": f["la_code"].to_numpy(),
@@ -353,7 +358,7 @@ def read_ofsted(sif_path: Path | None = None, ilacs_path: Path | Callable[[str],
         "value": f["ofsted_overall"].to_numpy(),
         "suppressed": False,
         "token": "",
-        "source_id": f["source_id"].replace("", none_yet).to_numpy(),
+        "source_id": np.where(f["source_id"].eq("").to_numpy(), none_yet, f["source_id"].to_numpy()),
         "row": f["row"].to_numpy(),
     })])
 

@@ -30,6 +30,18 @@ def _cmd_data(args: argparse.Namespace) -> None:
     print(f"panel built in {time.perf_counter() - t0:.1f} s")
 
 
+def _cmd_results(args: argparse.Namespace) -> None:
+    from .study import run_study, write_results
+
+    t0 = time.perf_counter()
+    print("running every outcome x specification of data/study_design.yaml")
+    results = run_study(workers=args.workers)
+    for p in write_results(results, args.out):
+        print(f"wrote {p}")
+    n = len(results.estimates)
+    print(f"{n} estimates in {time.perf_counter() - t0:.1f} s")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -38,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_data.add_argument("--out", type=Path, default=None,
                         help="output folder (default data/processed)")
     p_data.set_defaults(func=_cmd_data)
+    p_res = sub.add_parser("results", help="run the study: write results/estimates.csv and companions")
+    p_res.add_argument("--out", type=Path, default=None, help="output folder (default results/)")
+    p_res.add_argument("--workers", type=int, default=None,
+                       help="processes (default: number of cores, at most 4)")
+    p_res.set_defaults(func=_cmd_results)
     from .cli_estimate import add_estimate_parser
 
     add_estimate_parser(sub)

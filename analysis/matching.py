@@ -201,7 +201,8 @@ def match_comparators(panel: pd.DataFrame, treated: dict[str, int], donors: Sequ
                       context_at: str | Mapping[str, str] = "last",
                       log_vars: Sequence[str] = DEFAULT_LOG_VARS,
                       missing_category: Sequence[str] = (),
-                      min_pre_years: int | None = None) -> MatchResult:
+                      min_pre_years: int | None = None,
+                      outcome_trend: bool = True) -> MatchResult:
     """Match each treated LA to its ``k`` nearest donors on pre-period features.
 
     Parameters
@@ -248,6 +249,10 @@ def match_comparators(panel: pd.DataFrame, treated: dict[str, int], donors: Sequ
         Minimum number of observed pre-years for the outcome features
         (default: all of them). Fewer than two observed years leaves the
         trend missing when the design has a trend.
+    outcome_trend : bool
+        Match on the outcome's pre-period slope as well as its level (default).
+        False matches on the level only (used when a pilot's pre-period has a
+        single observed year, so its trend is unknown).
 
     Returns
     -------
@@ -274,7 +279,8 @@ def match_comparators(panel: pd.DataFrame, treated: dict[str, int], donors: Sequ
     codes = list(treated) + donors
     sub = panel.loc[panel["la_code"].isin(codes)]
     feats, names, missing = _features(sub, codes, outcome, pre_years, context, rules,
-                                      set(log_vars), set(missing_category), min_pre_years)
+                                      set(log_vars), set(missing_category), min_pre_years,
+                                      outcome_trend)
     meta = _la_meta(sub, codes)
     if use_region:
         missing = missing.copy()
@@ -465,8 +471,8 @@ def _la_meta(sub: pd.DataFrame, codes: list[str]) -> pd.DataFrame:
 
 def _features(sub: pd.DataFrame, codes: list[str], outcome: str, pre_years: list[int],
               context: list[str], rules: dict[str, str], log_vars: set[str],
-              missing_category: set[str], min_pre_years: int | None
-              ) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
+              missing_category: set[str], min_pre_years: int | None,
+              outcome_trend: bool = True) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
     """Feature matrix (index ``codes``), feature names, and a missing-feature mask.
 
     The mask has one column per source variable (outcome, each context
@@ -498,7 +504,7 @@ def _features(sub: pd.DataFrame, codes: list[str], outcome: str, pre_years: list
         level = np.where(obs, Y, 0.0).sum(axis=1) / n_obs
     out[f"{outcome}_level"] = np.where(enough, level, np.nan)
     miss[outcome] = ~enough
-    if len(pre_years) >= 2:
+    if len(pre_years) >= 2 and outcome_trend:
         # OLS slope on the observed years only, vectorised over LAs.
         with np.errstate(invalid="ignore", divide="ignore"):
             xm = (obs * years).sum(axis=1) / n_obs
@@ -726,8 +732,9 @@ def balance_table(result: MatchResult, binary: Literal["raw", "std"] = "raw") ->
             else:
                 denom, basis = pooled, "pooled SD"
             with np.errstate(divide="ignore", invalid="ignore"):
-                vr_b = v_t / v_d if typ == "continuous" else np.nan
-                vr_a = v_tm / v_c if typ == "continuous" else np.nan
+                # Python floats raise on /0 whatever errstate says: divide as numpy.
+                vr_b = float(np.divide(np.float64(v_t), v_d)) if typ == "continuous" else np.nan
+                vr_a = float(np.divide(np.float64(v_tm), v_c)) if typ == "continuous" else np.nan
         with np.errstate(divide="ignore", invalid="ignore"):
             smd_b = (m_t - m_d) / denom if denom > 0 else np.nan
             smd_a = (m_tm - m_c) / denom if denom > 0 else np.nan

@@ -1,10 +1,12 @@
 # make report: build the book into _build/html.  make test: run the test suite.
+# make pdf: print the whole book to _build/pdf/report.pdf (needs Debian's chromium).
+# make site-check: open every built page in headless Chromium (tests/test_site.py).
 # Both create .venv on first use (uv when present, else pip).
 SHELL := /bin/bash
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: report test data results fetch clean-venv
+.PHONY: report test data results fetch clean-venv pdf site-check
 
 $(STAMP): pyproject.toml
 	@if command -v uv >/dev/null 2>&1; then \
@@ -29,6 +31,18 @@ test: $(STAMP)
 report: $(STAMP)
 	$(PY) -m analysis data
 	.venv/bin/jupyter-book build --warningiserror --keep-going .
+
+# The single-page edition reuses the environment of the HTML build (same
+# _build/.doctrees), so after `make report` no chapter runs again; without an
+# HTML build, `make report` runs first. Chromium prints it offline.
+pdf: $(STAMP)
+	@$(PY) -m analysis.book check >/dev/null || { echo "make pdf: cannot print without a headless Chromium" >&2; exit 1; }
+	@test -f _build/html/index.html || $(MAKE) report
+	.venv/bin/jupyter-book build --warningiserror --keep-going --builder singlehtml .
+	$(PY) -m analysis.book pdf --out _build/pdf/report.pdf
+
+site-check: $(STAMP)
+	$(PY) -m pytest -q -m browser tests/test_site.py
 
 clean-venv:
 	rm -rf .venv

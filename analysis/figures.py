@@ -68,18 +68,24 @@ GROUP_STYLES: dict[str, dict] = {
 GROUP_LABELS: dict[str, str] = {"pilots": "Pilot LAs", "comparators": "Matched comparators",
                                 "donor pool": "All eligible LAs"}
 
-#: Fill and hatch of each role of :func:`hex_map`, in legend order. The
-#: excluded roles share one grey and differ by hatching (greyscale safe).
+#: Fill, hatch and hatch colour of each role of :func:`hex_map`, in legend
+#: order. Lightness and hatching differ as well as hue, so the roles stay
+#: apart in greyscale: pilots dark, comparators mid-tone and solid, similar
+#: models mid-tone cross-hatched, excluded LAs light grey with dark hatching.
 ROLE_STYLES: dict[str, dict] = {
-    "pilot": dict(facecolor=PILOT_COLOUR, hatch=None, label="Pilot LA"),
-    "comparator": dict(facecolor=COMPARATOR_COLOUR, hatch=None, label="Matched comparator"),
-    "similar_model": dict(facecolor="#A285D1", hatch=None,
-                          label="Similar practice model (excluded in a sensitivity analysis)"),
-    "other_sos": dict(facecolor="#8C8C8C", hatch="////",
+    "pilot": dict(facecolor=PILOT_COLOUR, hatch=None, hatchcolor="white", label="Pilot LA"),
+    "comparator": dict(facecolor=COMPARATOR_COLOUR, hatch=None, hatchcolor="white",
+                       label="Matched comparator"),
+    "similar_model": dict(facecolor=CATEGORICAL[5], hatch="xxx", hatchcolor="white",
+                          label="Similar practice model (in the donor pool, not matched)"),
+    "other_sos": dict(facecolor=CONTEXT_GREY, hatch="////", hatchcolor=DARK_GREY,
                       label="Excluded: other Signs of Safety programme"),
-    "boundary_changed": dict(facecolor="#8C8C8C", hatch="....", label="Excluded: boundary changed"),
-    "excluded": dict(facecolor="#8C8C8C", hatch=None, label="Excluded: other reason"),
-    "other": dict(facecolor="#EDEDED", hatch=None, label="Other LA (donor pool, not matched)"),
+    "boundary_changed": dict(facecolor=CONTEXT_GREY, hatch="....", hatchcolor=DARK_GREY,
+                             label="Excluded: boundary changed"),
+    "excluded": dict(facecolor=CONTEXT_GREY, hatch=None, hatchcolor=DARK_GREY,
+                     label="Excluded: other reason"),
+    "other": dict(facecolor="#EDEDED", hatch=None, hatchcolor="white",
+                  label="Other LA (donor pool, not matched)"),
 }
 #: Priority of roles when one hex stands for several register LAs (highest first).
 _ROLE_PRIORITY = list(ROLE_STYLES)
@@ -131,12 +137,24 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text, width))
 
 
-def _legend_top(fig: Figure, handles, labels=None, *, ncols: int = 3, rows: int = 1) -> None:
-    """Figure legend in a band above the axes, left-aligned, then a tight layout below it."""
-    kw = dict(handles=handles) if labels is None else dict(handles=handles, labels=labels)
-    fig.legend(**kw, loc="upper left", bbox_to_anchor=(0.0, 1.0), ncols=ncols,
-               borderaxespad=0.3, handlelength=2.6, columnspacing=1.5)
-    band = (0.32 * rows + 0.08) / fig.get_figheight()
+def _legend_top(fig: Figure, handles, labels=None, *, ncols: int = 3) -> None:
+    """Figure legend in a band above the axes, left-aligned, then a tight layout below it.
+
+    Falls back to fewer columns (more rows) when the legend would be wider
+    than the figure.
+    """
+    labels = [h.get_label() for h in handles] if labels is None else list(labels)
+    ncols = max(1, min(ncols, len(handles)))
+    while True:
+        leg = fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.0, 1.0),
+                         ncols=ncols, borderaxespad=0.3, handlelength=2.4, columnspacing=1.2)
+        width = leg.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+        if width <= fig.get_figwidth() - 0.05 or ncols == 1:
+            break
+        leg.remove()
+        ncols -= 1
+    rows = int(np.ceil(len(handles) / ncols))
+    band = (0.27 * rows + 0.12) / fig.get_figheight()
     fig.tight_layout(rect=(0, 0, 1, 1 - band))
 
 
@@ -452,8 +470,8 @@ def event_study_plot(coefs: pd.DataFrame, *,
         ax.axhline(0, color=DARK_GREY, linewidth=1, zorder=1, gid="zero")
         ax.axvline(-0.5, color=DARK_GREY, linestyle=(0, (4, 3)), linewidth=1, zorder=1, gid="onset")
         handles = {}
-        for part, filled, lab, gid in [(pre, False, "Before treatment (placebo)", "leads"),
-                                       (post, True, "From the first treated year", "lags")]:
+        for part, filled, lab, gid in [(pre, False, "Before treatment", "leads"),
+                                       (post, True, "After treatment starts", "lags")]:
             if part.empty:
                 continue
             x = part["event_time"].to_numpy(float)
@@ -467,7 +485,7 @@ def event_study_plot(coefs: pd.DataFrame, *,
         (handles["reference"],) = ax.plot(
             [reference], [0.0], linestyle="none", marker="s", markersize=6, markerfacecolor="white",
             markeredgecolor=DARK_GREY, markeredgewidth=1.5, zorder=4,
-            label=f"Reference year ({reference}), set to 0".replace("-", "−"), gid="reference")
+            label=f"Reference year ({reference}) = 0".replace("-", "−"), gid="reference")
         times = sorted(set(c["event_time"].astype(int)) | {reference})
         ticklabels = [str(t) for t in times]
         if "binned" in c.columns:
@@ -791,13 +809,13 @@ def hex_map(roles: Mapping[str, str], hexjson_path: str | Path, *,
             patch = RegularPolygon((xi, yi), numVertices=6, radius=1.0,
                                    orientation=0.0 if pointy else np.pi / 6,
                                    facecolor=st["facecolor"], edgecolor="white", linewidth=0.8,
-                                   hatch=st["hatch"], gid=hid)
+                                   hatch=st["hatch"], hatchcolor=st["hatchcolor"], gid=hid)
             patch.set_label(name)
             ax.add_patch(patch)
             code = by_ons.get(hid, hid)
             text = hex_labels.get(code) or (_abbrev(name) if role in label_roles else None)
             if text:
-                dark = role in ("pilot", "other_sos", "boundary_changed", "excluded")
+                dark = role == "pilot"
                 ax.text(xi, yi, text, ha="center", va="center", fontsize=7,
                         color="white" if dark else "black", fontweight="bold", zorder=5)
         ax.set_xlim(x0, x1)
@@ -805,7 +823,8 @@ def hex_map(roles: Mapping[str, str], hexjson_path: str | Path, *,
         ax.set_aspect("equal")
         ax.axis("off")
         handles = [Patch(facecolor=ROLE_STYLES[r]["facecolor"], hatch=ROLE_STYLES[r]["hatch"],
-                         edgecolor="white", label=labels[r]) for r in present]
+                         hatchcolor=ROLE_STYLES[r]["hatchcolor"], edgecolor="white",
+                         label=labels[r]) for r in present]
         fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 0.0), ncols=2,
                    frameon=False, fontsize=8.5, handlelength=1.6, handleheight=1.3,
                    columnspacing=1.5, borderaxespad=0.2)

@@ -25,18 +25,15 @@ from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from afcharts.af_colours import get_af_colours  # noqa: E402
-from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch, RegularPolygon  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from afcharts.af_colours import get_af_colours
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, RegularPolygon
 
 #: Analysis Function categorical palette (colour-blind safe, in order of use).
 CATEGORICAL = get_af_colours("categorical")
@@ -116,6 +113,46 @@ def house_style():
             yield
 
 
+def _enable_notebook_display() -> None:
+    """Let a notebook show a returned Figure as a PNG.
+
+    The figures here are not tracked by pyplot (see :func:`_new_figure`), so
+    the inline backend never registers IPython's PNG formatter on its own;
+    without it a chapter cell ending in a figure prints ``<Figure size ...>``.
+    Does nothing outside an IPython kernel.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with the book's stack
+        return
+    ip = get_ipython()
+    if ip is None or not hasattr(ip, "kernel"):
+        return
+    from IPython.core.pylabtools import select_figure_formats
+
+    select_figure_formats(ip, {"png"}, dpi=150)
+
+
+_enable_notebook_display()
+
+
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    """A Figure with an Agg canvas that pyplot does not track.
+
+    Chapters make dozens of figures; pyplot-managed ones would stay open
+    (and warn after twenty) and could be shown twice in a notebook.
+    """
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kw):
+    """``plt.subplots`` on an untracked :func:`_new_figure`."""
+    fig = _new_figure(figsize)
+    return fig, fig.subplots(nrows, ncols, **kw)
+
+
 def _require(df: pd.DataFrame, cols: Sequence[str], what: str) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
@@ -190,7 +227,7 @@ def coverage_heatmap(coverage: pd.DataFrame, labels: dict[str, str] | None = Non
     labels = labels or {}
     cmap = LinearSegmentedColormap.from_list("af_seq", ["#FFFFFF"] + SEQUENTIAL[::-1][:-1] + [SEQUENTIAL[0]])
     with house_style():
-        fig, ax = plt.subplots(figsize=(9, 0.32 * len(grid) + 1.4))
+        fig, ax = _subplots(figsize=(9, 0.32 * len(grid) + 1.4))
         im = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap=cmap, vmin=0, vmax=1,
                        interpolation="nearest")
         ax.set_xticks(range(grid.shape[1]), [str(y) for y in grid.columns], rotation=90)
@@ -245,8 +282,7 @@ def balance_variable_label(variable: str, kind: str | None = None,
 
 def love_plot(balance: pd.DataFrame, labels: Mapping[str, str] | None = None,
               threshold: float = 0.1, *, measure_labels: Mapping[str, str] | None = None,
-              xlabel: str = "Absolute standardised mean difference",
-              sort: bool = False) -> Figure:
+              xlabel: str | None = None, sort: bool = False) -> Figure:
     """Love plot: absolute standardised mean differences before and after matching.
 
     Parameters
@@ -265,8 +301,9 @@ def love_plot(balance: pd.DataFrame, labels: Mapping[str, str] | None = None,
         Position of the dashed balance threshold (0.1 strict, 0.25 lenient).
     measure_labels : mapping, optional
         Display names of context measures, passed to :func:`balance_variable_label`.
-    xlabel : str
-        Axis label.
+    xlabel : str, optional
+        Axis label (default "Absolute standardised mean difference", with a
+        note on binary variables when the input's ``type`` column has any).
     sort : bool
         Order variables by their SMD before matching (largest at top) rather
         than in the order given.
@@ -297,13 +334,17 @@ def love_plot(balance: pd.DataFrame, labels: Mapping[str, str] | None = None,
         wide = wide.sort_values("before", ascending=True, na_position="first")
     else:
         wide = wide.iloc[::-1]          # first variable at the top
+    if xlabel is None:
+        xlabel = "Absolute standardised mean difference"
+        if "type" in balance.columns and balance["type"].eq("binary").any():
+            xlabel += "\n(binary variables: absolute difference in proportions)"
     labels = dict(labels or {})
     ylabels = [labels.get(v, balance_variable_label(v, kinds.get(v), measure_labels))
                for v in wide.index]
     n = len(wide)
     y = np.arange(n)
     with house_style():
-        fig, ax = plt.subplots(figsize=(_MAIN_WIDTH, 0.28 * n + 1.3))
+        fig, ax = _subplots(figsize=(_MAIN_WIDTH, 0.28 * n + 1.3))
         for yi, (b, a) in zip(y, wide[["before", "after"]].to_numpy()):
             if np.isfinite(b) and np.isfinite(a):
                 ax.plot([b, a], [yi, yi], color=CONTEXT_GREY, linewidth=1, zorder=1)
@@ -377,7 +418,7 @@ def trend_plot(trends: pd.DataFrame, *, outcome_label: str, first_treated_years:
     with house_style():
         own_figure = ax is None
         if own_figure:
-            fig, ax = plt.subplots(figsize=(_MAIN_WIDTH, 4.0))
+            fig, ax = _subplots(figsize=(_MAIN_WIDTH, 4.0))
         else:
             fig = ax.figure
         for g in groups[::-1]:     # pilots drawn last, on top
@@ -464,7 +505,7 @@ def event_study_plot(coefs: pd.DataFrame, *,
     with house_style():
         own_figure = ax is None
         if own_figure:
-            fig, ax = plt.subplots(figsize=(_MAIN_WIDTH, 3.9))
+            fig, ax = _subplots(figsize=(_MAIN_WIDTH, 3.9))
         else:
             fig = ax.figure
         ax.axhline(0, color=DARK_GREY, linewidth=1, zorder=1, gid="zero")
@@ -591,7 +632,7 @@ def forest_plot(estimates: pd.DataFrame, *, label_col: str = "specification",
     n_rows = len(rows)
     panel_h = 0.24 * n_rows + 0.75
     with house_style():
-        fig, axes = plt.subplots(nrows_f, ncols, figsize=(_MAIN_WIDTH if ncols == 1 else 9.0,
+        fig, axes = _subplots(nrows_f, ncols, figsize=(_MAIN_WIDTH if ncols == 1 else 9.0,
                                                           panel_h * nrows_f + 0.6),
                                  sharey=True, sharex=sharex, squeeze=False)
         y_of = {r: n_rows - 1 - i for i, r in enumerate(rows)}
@@ -802,7 +843,7 @@ def hex_map(roles: Mapping[str, str], hexjson_path: str | Path, *,
     with house_style():
         fig_w = _MAIN_WIDTH
         map_h = fig_w * (y1 - y0) / (x1 - x0)
-        fig = plt.figure(figsize=(fig_w, map_h + legend_h))
+        fig = _new_figure((fig_w, map_h + legend_h))
         ax = fig.add_axes((0.0, legend_h / (map_h + legend_h), 1.0, map_h / (map_h + legend_h)))
         for hid, name, xi, yi, role in zip(hexes["id"], hexes["name"], x, y, hex_roles):
             st = ROLE_STYLES[role]
@@ -882,7 +923,7 @@ def pilot_profile_plot(panel: pd.DataFrame, la_code: str, comparators: Sequence[
     nrows = int(np.ceil(n / ncols))
     all_years = sorted(p["year"].unique())
     with house_style():
-        fig, axes = plt.subplots(nrows, ncols, figsize=(_MAIN_WIDTH if ncols <= 2 else 9.0,
+        fig, axes = _subplots(nrows, ncols, figsize=(_MAIN_WIDTH if ncols <= 2 else 9.0,
                                                         2.6 * nrows + 0.5), squeeze=False)
         for k, m in enumerate(measures):
             ax = axes[k // ncols][k % ncols]

@@ -13,6 +13,7 @@ import pandas as pd
 from .panel import PROCESSED_DIR
 from .sources import load_manifest
 from .errors import DataError
+import numpy as np
 
 
 @lru_cache(maxsize=None)
@@ -52,3 +53,318 @@ def suppression_summary() -> pd.DataFrame:
     g.index = [labels.get(i, i) for i in g.index]
     return g.rename(columns={"with_value": "LA-years with a value",
                              "suppressed": "LA-years suppressed"})
+
+
+# --------------------------------------------------------------------------- results
+RESULTS_FOLDER = Path(__file__).resolve().parent.parent / "results"
+
+INFERENCE_LABELS = {
+    "cluster": "Cluster-robust (CR1, by LA)",
+    "wild_bootstrap": "Wild cluster bootstrap (restricted, Webb weights)",
+    "wild_bootstrap_rademacher": "Wild cluster bootstrap (restricted, Rademacher weights)",
+    "randomization": "Randomization inference (placebo assignments)",
+    "analytic": "Analytic (influence function)",
+}
+ESTIMATOR_LABELS = {"twfe": "Matched DiD (two-way fixed effects)",
+                    "staggered": "Staggered adoption (Callaway and Sant'Anna)"}
+GRADE_WORDS = {"no": "no evidence", "low": "low strength evidence",
+               "moderate": "moderate strength evidence", "high": "high strength evidence"}
+
+
+@lru_cache(maxsize=None)
+def result(name: str) -> pd.DataFrame:
+    """A table written by ``python -m analysis results`` (e.g. ``"estimates"``)."""
+    path = RESULTS_FOLDER / f"{name}.csv"
+    if not path.exists():
+        raise DataError("not computed yet: run `python -m analysis results`", file=str(path))
+    return pd.read_csv(path, keep_default_na=True)
+
+
+@lru_cache(maxsize=1)
+def design():
+    """The study design (validated)."""
+    from .design import load_design
+
+    return load_design()
+
+
+def la_names() -> dict[str, str]:
+    """``{la_code: name}`` from the LA register."""
+    from .geography import la_register
+
+    reg = la_register()
+    return dict(zip(reg["la_code"], reg["la_name"]))
+
+
+def spec_label(spec: str) -> str:
+    """Readable name of a specification key (``leave_one_out:E09000005`` -> 'Leaving out Brent')."""
+    if spec.startswith("leave_one_out:"):
+        return f"Leaving out {la_names().get(spec.split(':', 1)[1], spec)}"
+    s = design().specifications.get(spec)
+    return s.description if s is not None else spec
+
+
+def unit_of(measure: str) -> str:
+    """Unit in which a change in ``measure`` is expressed."""
+    if measure.endswith("_pct"):
+        return "percentage points"
+    if "per10k" in measure:
+        return "per 10,000 children"
+    return ""
+
+
+def fmt(x: float, digits: int = 1, signed: bool = False) -> str:
+    """A number for prose: fixed digits, proper minus sign, optional plus sign."""
+    if x is None or not np.isfinite(x):
+        return "not estimable" if x is None or np.isnan(x) else ("∞" if x > 0 else "−∞")
+    s = f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+    return s.replace("-", "−")
+
+
+def fmt_p(p: float) -> str:
+    """A p-value as readers expect: 'p < 0.001' or 'p = 0.04'."""
+    if p is None or not np.isfinite(p):
+        return "p not available"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
+
+
+def glue_md(key: str, text: str) -> None:
+    """Glue a piece of Markdown text for ``{glue:md}`key``` in a chapter."""
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    glue(key, Markdown(text), display=False)
+
+
+def download_link(df: pd.DataFrame, filename: str, text: str = "Download this table (CSV)"):
+    """An HTML link carrying the table as a CSV data URI (works offline and in the PDF build)."""
+    import base64
+
+    from IPython.display import HTML
+
+    data = base64.b64encode(df.to_csv(index=False).encode("utf-8")).decode("ascii")
+    return HTML(f'<p class="csv-download"><a download="{filename}" '
+                f'href="data:text/csv;base64,{data}">{text}</a></p>')
+
+
+def prose_label(label: str) -> str:
+    """A measure's label for use inside a sentence: lower-case start, no trailing unit."""
+    import re
+
+    text = re.sub(r"\s*\([^)]*\)\s*$", "", label)
+    return text[0].lower() + text[1:] if text[:2] != text[:2].upper() else text
+
+
+def evidence_row(outcome: str) -> pd.Series:
+    ev = result("evidence")
+    return ev.set_index("outcome").loc[outcome]
+
+
+class Findings:
+    """Everything a findings chapter shows for one outcome, read from ``results/``.
+
+    A chapter calls :meth:`glue`, then shows :meth:`headline_table`,
+    :meth:`trend_figure`, :meth:`event_study_figure` and :meth:`robustness_table`.
+    """
+
+    def __init__(self, outcome: str) -> None:
+        self.outcome = design().outcome(outcome)
+        self.id = self.outcome.id
+        self.measure = self.outcome.measure
+        self.unit = unit_of(self.measure)
+        est = result("estimates")
+        self.estimates = est[est["outcome"] == self.id]
+        self.main = self.estimates[self.estimates["specification"] == "main"]
+        self.evidence = evidence_row(self.id)
+
+    # ----------------------------------------------------------------- numbers
+    def _main(self, estimator: str, inference: str) -> pd.Series:
+        m = self.main
+        return m[(m["estimator"] == estimator) & (m["inference"] == inference)].iloc[0]
+
+    def verdict(self) -> str:
+        """The plain-English verdict with its evidence strength."""
+        e = self.evidence
+        grade = GRADE_WORDS[e["grade"]]
+        what = prose_label(self.outcome.label)
+        change = f"{fmt(e['estimate'], 1, signed=True)} {self.unit}".strip()
+        interval = f"{fmt(e['ci_low'])} to {fmt(e['ci_high'])}"
+        lead = f"There is {grade} of an effect of Signs of Safety on {what}"
+        if e["grade"] != "no":
+            lead += f", in the direction of {'an' if e['effect'][0] in 'aeiou' else 'a'} {e['effect']}"
+        return (f"{lead}. Relative to their matched comparators, the pilot LAs' measure moved "
+                f"by {change} (95% interval {interval}; {fmt_p(e['primary_p'])}, "
+                f"the larger of the wild bootstrap and randomization p-values).")
+
+    def glue(self) -> None:
+        """Glue this outcome's numbers and sentences under keys prefixed by its id."""
+        e, k = self.evidence, self.id
+        wb = self._main("twfe", "wild_bootstrap")
+        glue_md(f"{k}_estimate", f"{fmt(e['estimate'], 1, signed=True)} {self.unit}".strip())
+        glue_md(f"{k}_ci", f"{fmt(e['ci_low'])} to {fmt(e['ci_high'])}")
+        glue_md(f"{k}_p", fmt_p(e["primary_p"]))
+        glue_md(f"{k}_grade", GRADE_WORDS[e["grade"]])
+        glue_md(f"{k}_verdict", self.verdict())
+        glue_md(f"{k}_n_treated", str(int(wb["n_treated"])))
+        glue_md(f"{k}_n_comparison", str(int(wb["n_comparison"])))
+        glue_md(f"{k}_pre_years", str(wb["pre_years"]).replace("-", "–"))
+        glue_md(f"{k}_post_years", str(wb["post_years"]).replace("-", "–"))
+        glue_md(f"{k}_pretrend_p", fmt_p(e["pretrend_p"]))
+        glue_md(f"{k}_max_smd", fmt(e["max_abs_smd"], 2))
+        glue_md(f"{k}_agreement", f"{fmt(100 * e['sign_agreement'], 0)}%")
+        glue_md(f"{k}_n_sensitivity", str(int(e["n_sensitivity"])))
+        notes = result("notes")
+        main_notes = notes[(notes["outcome"] == k) & (notes["specification"] == "main")]["note"].tolist()
+        main_notes = [n.replace(self.measure, prose_label(self.outcome.label)) for n in main_notes]
+        glue_md(f"{k}_notes", " ".join(n[0].upper() + n[1:] + "." for n in main_notes)
+                if main_notes else "Every pilot LA had published values in the pre-period.")
+
+    # ----------------------------------------------------------------- tables
+    def headline_table(self) -> pd.DataFrame:
+        """Main-specification estimates under each inference method."""
+        rows = []
+        for _, r in self.main[self.main["estimator"].isin(["twfe", "staggered"])].iterrows():
+            rows.append({"Estimator": ESTIMATOR_LABELS[r["estimator"]],
+                         "Inference": INFERENCE_LABELS.get(r["inference"], r["inference"]),
+                         f"Estimate ({self.unit})" if self.unit else "Estimate": fmt(r["estimate"], 2, True),
+                         "95% interval": f"{fmt(r['ci_low'], 2)} to {fmt(r['ci_high'], 2)}",
+                         "p-value": fmt_p(r["p_value"]).replace("p = ", "").replace("p ", "")})
+        return pd.DataFrame(rows)
+
+    def robustness_table(self) -> pd.DataFrame:
+        """TWFE estimate (cluster-robust interval) under every specification."""
+        t = self.estimates[(self.estimates["estimator"] == "twfe") & (self.estimates["inference"] == "cluster")]
+        return pd.DataFrame({
+            "Specification": [spec_label(s) for s in t["specification"]],
+            "Estimate": [fmt(v, 2, True) for v in t["estimate"]],
+            "95% interval (cluster-robust)": [f"{fmt(a, 2)} to {fmt(b, 2)}" for a, b in zip(t["ci_low"], t["ci_high"])],
+            "p-value": [fmt_p(p).replace("p = ", "").replace("p ", "") for p in t["p_value"]],
+            "Pilots": t["n_treated"].astype(int).to_numpy(),
+            "Comparators": t["n_comparison"].astype(int).to_numpy(),
+        })
+
+    # ----------------------------------------------------------------- figures
+    def first_treated_years(self) -> list[int]:
+        return sorted(set(design().treated(self.outcome).values()))
+
+    def trend_figure(self):
+        from . import figures
+
+        trends = result("trends")
+        return figures.trend_plot(trends[trends["outcome"] == self.id], outcome_label=self.outcome.label,
+                                  first_treated_years=self.first_treated_years())
+
+    def event_study_figure(self):
+        from . import figures
+
+        es = result("event_study")
+        coefs = es[(es["outcome"] == self.id) & (es["specification"] == "main")]
+        unit = f" ({self.unit})" if self.unit else ""
+        return figures.event_study_plot(coefs, ylabel=f"Difference from the year before{unit}")
+
+
+# --------------------------------------------------------------------------- method and diagnostics
+DIRECTION_WORDS = {"lower_is_better": "lower is better", "higher_is_better": "higher is better",
+                   "none": "no direction assumed"}
+
+
+def outcomes_table() -> pd.DataFrame:
+    """The pre-specified outcomes, as the design file declares them."""
+    d = design()
+    rows = []
+    for o in d.outcomes:
+        pre = d.pre_years(o)
+        rows.append({"Outcome": o.label, "Panel column": o.measure, "Family": o.family.replace("_", " "),
+                     "Direction of benefit": DIRECTION_WORDS[o.direction],
+                     "Onset": o.onset.replace("wave", "wave "),
+                     "Pre-years": f"{min(pre)}–{max(pre)}", "Years used": f"{o.first_year}–{o.last_year}",
+                     "Primary": "yes" if o.primary else "no"})
+    return pd.DataFrame(rows)
+
+
+def specifications_table() -> pd.DataFrame:
+    """The pre-specified specifications (main and sensitivity analyses)."""
+    return pd.DataFrame([{"Specification": k, "What it changes": s.description}
+                         for k, s in design().specifications.items()])
+
+
+def deviations_table() -> pd.DataFrame:
+    """The deviations log: changes to the analysis plan after results were seen."""
+    devs = design().deviations
+    return pd.DataFrame([{"Date": d.date.isoformat(), "Change": d.change, "Reason": d.reason} for d in devs],
+                        columns=["Date", "Change", "Reason"])
+
+
+def pilots_table() -> pd.DataFrame:
+    """Pilot LAs with their waves and first treated years under each onset."""
+    d = design()
+    rows = []
+    for p in d.pilots:
+        rows.append({"Local authority": p.name, "Waves": ", ".join(w.replace("wave", "wave ") for w in p.waves),
+                     "First treated year (wave 1 onset)": d.first_treated_year(p.la_code, "wave1") or "–",
+                     "First treated year (wave 2 onset)": d.first_treated_year(p.la_code, "wave2") or "not treated",
+                     "Experience of Signs of Safety before the pilot": p.prior_sos})
+    return pd.DataFrame(rows)
+
+
+def glue_method() -> None:
+    """Glue the method chapter's numbers and the evidence rule in words."""
+    from .evidence import describe_rule
+
+    d = design()
+    inf, m = d.inference, d.matching
+    glue_md("evidence_rule", describe_rule(d.evidence.threshold_values()))
+    glue_md("n_pilots", str(len(d.pilots)))
+    glue_md("n_donors", str(len(d.donor_pool())))
+    glue_md("n_donors_no_similar", str(len(d.donor_pool("exclude_similar_models"))))
+    glue_md("k_main", str(m.k))
+    glue_md("caliper", fmt(m.caliper, 2) if m.caliper is not None else "none")
+    glue_md("wb_draws", f"{inf.wild_bootstrap.draws:,}")
+    glue_md("ri_draws", f"{inf.randomization.draws:,}")
+    glue_md("seed", str(inf.seed))
+    glue_md("alpha_pct", f"{fmt(100 * (1 - inf.alpha), 0)}%")
+    glue_md("n_outcomes", str(len(d.outcomes)))
+    glue_md("n_specs", str(len(d.specifications)))
+    glue_md("n_deviations", str(len(d.deviations)))
+    glue_md("context_vars", ", ".join(v.note or v.name for v in m.context))
+
+
+def pairs_table(outcome: str) -> pd.DataFrame:
+    """Matched pilot-comparator pairs of the main specification for one outcome."""
+    p = result("matched_pairs")
+    p = p[p["outcome"] == outcome]
+    return pd.DataFrame({"Pilot LA": p["treated_name"], "Comparator": p["comparator_name"],
+                         "Rank": p["rank"].astype(int), "Distance": [fmt(x, 2) for x in p["distance"]],
+                         "Same region": np.where(p["same_region"].astype(bool), "yes", "no"),
+                         "Beyond caliper": np.where(p["beyond_caliper"].astype(bool), "yes", "no")})
+
+
+def balance_summary() -> pd.DataFrame:
+    """Per outcome: the largest absolute SMD before and after matching."""
+    b = result("balance")
+    rows = []
+    for o in design().outcomes:
+        t = b[b["outcome"] == o.id]
+        if t.empty:
+            continue
+        rows.append({"Outcome": o.label, "Largest |SMD| before": fmt(t["smd_before"].abs().max(), 2),
+                     "Largest |SMD| after": fmt(t["smd_after"].abs().max(), 2),
+                     "Variable with the largest |SMD| after": t.loc[t["smd_after"].abs().idxmax(), "variable"]})
+    return pd.DataFrame(rows)
+
+
+def map_roles(outcome: str) -> dict[str, str]:
+    """Role of every LA on the map: pilot, comparator (for ``outcome``), excluded groups."""
+    from .geography import la_register
+
+    d = design()
+    reg = la_register()
+    roles = {c: "other" for c in reg["la_code"]}
+    roles.update({c: "boundary_changed" for c in reg.loc[reg["boundary_changed"], "la_code"]})
+    roles.update({e.la_code: "excluded" for e in d.exclusions.manual})
+    roles.update({m.la_code: "similar_model" for m in d.similar_models})
+    roles.update({o.la_code: "other_sos" for o in d.other_sos_las})
+    pairs = result("matched_pairs")
+    roles.update({c: "comparator" for c in pairs.loc[pairs["outcome"] == outcome, "comparator_code"]})
+    roles.update({p.la_code: "pilot" for p in d.pilots})
+    return roles

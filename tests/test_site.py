@@ -9,7 +9,9 @@ checked is the page after its scripts ran) and fails on:
   to a picture of non-zero size (what a browser's ``naturalWidth == 0`` means);
 - an unresolved glue key (a raw ``{glue...}`` role, myst-nb's not-found text);
 - an empty figure (a ``<figure>`` with no image, svg or table) and a matplotlib
-  figure printed as text (``<Figure size 640x480 with 1 Axes>``).
+  figure printed as text (``<Figure size 640x480 with 1 Axes>``);
+- a local link that leads nowhere, or a download (a results table as CSV) that
+  is missing or empty.
 
 It also saves screenshots of the title page and of one findings page (the first
 chapter of a part whose caption holds "Findings", else the data chapter) in
@@ -62,6 +64,8 @@ def built_pages() -> list[Path]:
         rel = p.relative_to(HTML)
         if rel.parts[0] in {"_static", "_sources", "_images"} or rel.name in SKIP_PAGES:
             continue
+        if any(part.startswith(".") for part in rel.parts):  # .pytest_cache, .ipynb_checkpoints
+            continue
         if _is_redirect(p):
             continue
         pages.append(p)
@@ -78,6 +82,7 @@ class PageParser(HTMLParser):
         self.stack: list[tuple[str, set[str]]] = []
         self.classes_seen: list[tuple[str, str]] = []   # (tag, class string)
         self.images: list[str] = []
+        self.links: list[str] = []
         self.figures: list[dict] = []                   # {"id": ..., "media": int}
         self._open_figures: list[dict] = []
         self.text_parts: list[str] = []
@@ -89,7 +94,10 @@ class PageParser(HTMLParser):
         self.classes_seen.append((tag, cls))
         if tag == "img" and a.get("src"):
             self.images.append(a["src"])
-        if tag in MEDIA:
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+        # media in a figure, not counting the icons of buttons (copybutton's svg)
+        if tag in MEDIA and not any(t == "button" for t, _ in self.stack):
             for f in self._open_figures:
                 f["media"] += 1
         if tag == "figure":
@@ -174,6 +182,20 @@ def _image_problem(page: Path, src: str) -> str | None:
     return None
 
 
+def _link_problem(page: Path, href: str) -> str | None:
+    parts = urlsplit(href)
+    if parts.scheme or parts.netloc or not parts.path:  # external, mailto:, or #anchor
+        return None
+    path = (page.parent / unquote(parts.path)).resolve()
+    if path.is_dir():
+        path = path / "index.html"
+    if not path.exists():
+        return f"link {href} leads nowhere"
+    if path.suffix.lower() != ".html" and path.stat().st_size == 0:
+        return f"download {href} is empty"
+    return None
+
+
 def page_problems(page: Path, dom: str) -> list[str]:
     p = PageParser()
     p.feed(dom)
@@ -192,6 +214,10 @@ def page_problems(page: Path, dom: str) -> list[str]:
             problems.append(f"{why}: ...{text[max(0, at - 60):at + 80]}...")
     for src in p.images:
         why = _image_problem(page, src)
+        if why:
+            problems.append(why)
+    for href in p.links:
+        why = _link_problem(page, href)
         if why:
             problems.append(why)
     for fig in p.figures:
@@ -218,9 +244,24 @@ def test_every_page_renders_cleanly(doms):
     assert not report, f"{len(report)} problem(s) on the built site:\n" + "\n".join(report)
 
 
-def test_every_toc_page_was_built(doms):
-    from tests.test_book import _toc_files  # noqa: PLC0415
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
 
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(toc.get("parts", toc.get("chapters", [])))
+    return files
+
+
+def test_every_toc_page_was_built(doms):
     built = {p.relative_to(HTML).with_suffix("").as_posix() for p in doms}
     missing = [f for f in _toc_files() if f not in built]
     assert not missing, f"chapters in _toc.yml with no built page: {missing}"
@@ -259,7 +300,11 @@ def test_screenshots(doms):
     ('<figure id="fig-x"><div class="output text_plain"><pre>&lt;Figure size 990x1702 with 2 Axes&gt;</pre></div>'
      "<figcaption>c</figcaption></figure>", "has no image"),
     ('<p>There are {glue:text}`n_las` LAs.</p>', "glue role"),
+    ('<figure id="fig-y"><div class="highlight"><button class="copybtn"><svg></svg></button>'
+     "<pre>text</pre></div></figure>", "has no image"),
     ('<img src="_images/missing.png">', "does not exist"),
+    ('<a href="../_static/tables/estimates.csv">Download this table (CSV)</a>', "leads nowhere"),
+    ('<a href="other.html#x">next</a>', "leads nowhere"),
 ])
 def test_page_checks_catch(tmp_path, html, expect):
     page = tmp_path / "p.html"

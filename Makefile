@@ -30,6 +30,7 @@ test: $(STAMP)
 
 report: $(STAMP)
 	$(PY) -m analysis data
+	$(PY) -m analysis results
 	.venv/bin/jupyter-book build --warningiserror --keep-going .
 
 # The single-page edition reuses the environment of the HTML build (same

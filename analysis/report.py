@@ -96,6 +96,19 @@ def la_names() -> dict[str, str]:
     return dict(zip(reg["la_code"], reg["la_name"]))
 
 
+SPEC_SHORT = {"main": "main analysis", "exclude_similar_models": "excluding similar practice models",
+              "wave2_onset": "wave-two onset", "no_covid": "without the COVID-19 years",
+              "programme_period": "programme period only", "k1": "one comparator per pilot",
+              "k2": "two comparators per pilot", "k5": "five comparators per pilot"}
+
+
+def spec_short(spec: str) -> str:
+    """A short name of a specification for running text."""
+    if spec.startswith("leave_one_out:"):
+        return f"leaving out {la_names().get(spec.split(':', 1)[1], spec)}"
+    return SPEC_SHORT.get(spec, spec.replace("_", " "))
+
+
 def spec_label(spec: str) -> str:
     """Readable name of a specification key (``leave_one_out:E09000005`` -> 'Leaving out Brent')."""
     if spec.startswith("leave_one_out:"):
@@ -368,3 +381,202 @@ def map_roles(outcome: str) -> dict[str, str]:
     roles.update({c: "comparator" for c in pairs.loc[pairs["outcome"] == outcome, "comparator_code"]})
     roles.update({p.la_code: "pilot" for p in d.pilots})
     return roles
+
+
+# --------------------------------------------------------------------------- summary, sensitivity, implications
+def _ev() -> pd.DataFrame:
+    return result("evidence").set_index("outcome")
+
+
+def summary_table() -> pd.DataFrame:
+    """One row per outcome: headline estimate, interval, p-value and evidence strength."""
+    rows = []
+    for o in design().outcomes:
+        if o.id not in _ev().index:
+            continue
+        e = _ev().loc[o.id]
+        rows.append({"Outcome": o.label, "Primary": "yes" if o.primary else "no",
+                     "Estimate": f"{fmt(e['estimate'], 2, True)} {unit_of(o.measure)}".strip(),
+                     "95% interval (wild bootstrap)": f"{fmt(e['ci_low'], 2)} to {fmt(e['ci_high'], 2)}",
+                     "p-value (larger of bootstrap and randomization)": fmt_p(e["primary_p"]).replace("p = ", "").replace("p ", ""),
+                     "Evidence": GRADE_WORDS[e["grade"]].capitalize()})
+    return pd.DataFrame(rows)
+
+
+def key_messages() -> str:
+    """Key messages (Markdown bullets), generated from the evidence grades."""
+    d = design()
+    ev = _ev()
+    lines = []
+    for o in d.outcomes:
+        if not o.primary or o.id not in ev.index:
+            continue
+        e = ev.loc[o.id]
+        what = prose_label(o.label)
+        if e["grade"] == "no":
+            lines.append(f"- **{o.label.split(' (')[0]}**: no evidence that Signs of Safety changed "
+                         f"{what} in the pilot authorities (estimate {fmt(e['estimate'], 1, True)} "
+                         f"{unit_of(o.measure)}, 95% interval {fmt(e['ci_low'], 1)} to {fmt(e['ci_high'], 1)}).")
+        else:
+            lines.append(f"- **{o.label.split(' (')[0]}**: {GRADE_WORDS[e['grade']]} of "
+                         f"{'an' if e['effect'][0] in 'aeiou' else 'a'} {e['effect']} in {what} "
+                         f"(estimate {fmt(e['estimate'], 1, True)} {unit_of(o.measure)}, 95% interval "
+                         f"{fmt(e['ci_low'], 1)} to {fmt(e['ci_high'], 1)}).")
+    others = ev[~ev.index.isin([o.id for o in d.outcomes if o.primary])]
+    graded = others[others["grade"].isin(["moderate", "high"])]
+    if len(graded):
+        names = ", ".join(prose_label(d.outcome(i).label) for i in graded.index)
+        lines.append(f"- Among the other outcomes, there is moderate or high strength evidence of a change in {names}.")
+    else:
+        lines.append("- None of the other outcomes (children in need, looked after, child protection "
+                     "plans started, section forty-seven enquiries, social worker turnover and agency "
+                     "use) shows moderate or high strength evidence of a change.")
+    lines.append("- Kinship care, the outcome with the 2021 evaluation's one significant finding, is not "
+                 "published for each authority; the public proxies used here cannot confirm or refute "
+                 "that finding. Child-level data would.")
+    return "\n".join(lines)
+
+
+def comparison_with_2021() -> str:
+    """How the findings compare with the 2021 evaluation's, generated from the grades."""
+    ev = _ev()
+    strong = lambda i: i in ev.index and ev.loc[i, "grade"] in ("moderate", "high")  # noqa: E731
+    parts = []
+    parts.append("On assessment timeliness, the 2021 evaluation found little evidence that assessments "
+                 "were completed more quickly; " +
+                 ("this report agrees: there is no moderate or high strength evidence of a change."
+                  if not strong("assessment_timeliness") else
+                  f"this report differs: it finds {GRADE_WORDS[ev.loc['assessment_timeliness', 'grade']]} "
+                  f"of {'an' if ev.loc['assessment_timeliness', 'effect'][0] in 'aeiou' else 'a'} "
+                  f"{ev.loc['assessment_timeliness', 'effect']}."))
+    parts.append("On re-referrals and escalation it found no moderate or high strength evidence of an "
+                 "effect; " + ("so does this report." if not (strong("rereferrals") or strong("repeat_plans"))
+                               else "this report differs, finding moderate or high strength evidence on at "
+                                    "least one of these measures."))
+    parts.append("Its significant reduction in kinship care cannot be tested on public data; the proxies "
+                 "reported here measure related but different things.")
+    parts.append("Differences can arise because this report uses published authority-level rates rather "
+                 "than child-level records, different years (up to the latest release), all pilots "
+                 "rather than nine of them, and comparators chosen from public data.")
+    return " ".join(parts)
+
+
+def sensitivity_rows(inference: str = "wild_bootstrap") -> pd.DataFrame:
+    """TWFE estimates for every outcome and specification except leave-one-out runs."""
+    est = result("estimates")
+    t = est[(est["estimator"] == "twfe") & (est["inference"] == inference)
+            & ~est["specification"].str.startswith("leave_one_out")].copy()
+    labels = {o.id: o.label for o in design().outcomes}
+    t["outcome_label"] = t["outcome"].map(labels)
+    t["spec_label"] = t["specification"].map(spec_label)
+    return t
+
+
+def leave_one_out_table() -> pd.DataFrame:
+    """Per outcome: the range of estimates leaving out one pilot at a time."""
+    est = result("estimates")
+    t = est[(est["estimator"] == "twfe") & (est["inference"] == "cluster")
+            & est["specification"].str.startswith("leave_one_out")]
+    rows = []
+    for o in design().outcomes:
+        g = t[t["outcome"] == o.id]
+        if g.empty:
+            continue
+        lo, hi = g.loc[g["estimate"].idxmin()], g.loc[g["estimate"].idxmax()]
+        rows.append({"Outcome": o.label, "Smallest estimate": fmt(lo["estimate"], 2, True),
+                     "Pilot left out": spec_label(lo["specification"]).replace("Leaving out ", ""),
+                     "Largest estimate": fmt(hi["estimate"], 2, True),
+                     "Pilot left out ": spec_label(hi["specification"]).replace("Leaving out ", "")})
+    return pd.DataFrame(rows)
+
+
+def sensitivity_reading() -> str:
+    """A short generated reading of what moves across specifications and what does not."""
+    t = sensitivity_rows()
+    est = result("estimates")
+    loo = est[(est["estimator"] == "twfe") & (est["inference"] == "cluster")
+              & est["specification"].str.startswith("leave_one_out")]
+    out = []
+    p_cut = design().evidence.threshold_values()["p_moderate"]
+    for o in design().outcomes:
+        g = t[t["outcome"] == o.id]
+        main = g[g["specification"] == "main"]
+        if main.empty:
+            continue
+        m = main.iloc[0]
+        flips = g[np.sign(g["estimate"]) != np.sign(m["estimate"])]
+        sig = g[(g["p_value"] < p_cut)]
+        lo = loo[loo["outcome"] == o.id]
+        loo_flip = int((np.sign(lo["estimate"]) != np.sign(m["estimate"])).sum())
+        text = f"**{o.label.split(' (')[0]}**: "
+        if flips.empty:
+            text += "the sign of the estimate is the same in every specification"
+        else:
+            text += ("the estimate changes sign under " +
+                     ", ".join(spec_short(s) for s in flips["specification"]))
+        if sig.empty:
+            text += f"; no specification gives a wild bootstrap p-value below {p_cut:g}"
+        else:
+            text += (f"; the wild bootstrap p-value is below {p_cut:g} under " +
+                     ", ".join(spec_short(s) for s in sig["specification"]))
+        text += (f"; leaving out one pilot at a time changes the sign {loo_flip} time"
+                 f"{'' if loo_flip == 1 else 's'} out of {len(lo)}.")
+        out.append("- " + text)
+    return "\n".join(out)
+
+
+def implications() -> dict[str, str]:
+    """Implications paragraphs, chosen by the evidence grades (different results, different text)."""
+    d = design()
+    ev = _ev()
+    primary = [o for o in d.outcomes if o.primary and o.id in ev.index]
+    harm = [o for o in d.outcomes if o.id in ev.index and ev.loc[o.id, "grade"] in ("moderate", "high")
+            and ev.loc[o.id, "effect"] == "deterioration"]
+    benefit = [o for o in d.outcomes if o.id in ev.index and ev.loc[o.id, "grade"] in ("moderate", "high")
+               and ev.loc[o.id, "effect"] == "improvement"]
+    txt = {}
+    if harm:
+        txt["current"] = ("For authorities already using Signs of Safety, the public data give "
+                          f"{GRADE_WORDS[max((ev.loc[o.id, 'grade'] for o in harm), key=['no','low','moderate','high'].index)]} "
+                          "of a deterioration in " + ", ".join(prose_label(o.label) for o in harm) +
+                          ". They should look at these measures in their own data before continuing unchanged.")
+    else:
+        txt["current"] = ("For authorities already using Signs of Safety, the public data show no moderate "
+                          "or high strength evidence that the model made any measured outcome worse. On this "
+                          "evidence it is probably safe to continue, while monitoring the same measures.")
+    if benefit:
+        txt["considering"] = ("For authorities considering Signs of Safety, there is evidence of an improvement in "
+                              + ", ".join(prose_label(o.label) for o in benefit) +
+                              ". That is a reason to consider it, with an evaluation planned from the start.")
+    else:
+        txt["considering"] = ("For authorities considering Signs of Safety, the public data give no moderate or "
+                              "high strength evidence that it improves the outcomes measured here. That is a "
+                              "reason to pause for thought: adopting it is a large whole-system change, and its "
+                              "benefits for these outcomes are not shown.")
+    sgo = ev.loc["sgo_exits"] if "sgo_exits" in ev.index else None
+    txt["kinship"] = ("Kinship care deserves attention. The 2021 evaluation found children in the pilots less "
+                      "likely to be placed with relatives or friends; that cannot be checked on public data. "
+                      + ("The proxy used here, leaving care through a special guardianship order, shows "
+                         f"{GRADE_WORDS[sgo['grade']]} of a change. " if sgo is not None else "") +
+                      "Authorities using Signs of Safety should watch their kinship placements, and DfE "
+                      "could publish placements with relatives or friends for each authority.")
+    txt["future"] = ("For future evaluations: pre-specify the analysis, as this report's study design file does; "
+                     "use inference that stays honest with few treated authorities; and plan access to "
+                     "child-level data (the SSDA903 return and the children in need census, through the ONS "
+                     "Secure Research Service) for outcomes that are not published, such as kinship care and "
+                     f"assessment duration. Of the {len(primary)} primary outcomes, "
+                     f"{sum(ev.loc[o.id, 'grade'] in ('moderate', 'high') for o in primary)} reach moderate or "
+                     "high strength evidence here.")
+    return txt
+
+
+def glue_summary() -> None:
+    """Glue the front matter and implications text."""
+    glue_md("key_messages", key_messages())
+    glue_md("comparison_2021", comparison_with_2021())
+    for k, v in implications().items():
+        glue_md(f"implications_{k}", v)
+    ev = _ev()
+    glue_md("n_outcomes_graded", str(len(ev)))
+    glue_md("n_moderate_high", str(int(ev["grade"].isin(["moderate", "high"]).sum())))
+    glue_md("sensitivity_reading", sensitivity_reading())

@@ -468,7 +468,7 @@ def sensitivity_rows(inference: str = "wild_bootstrap") -> pd.DataFrame:
             & ~est["specification"].str.startswith("leave_one_out")].copy()
     labels = {o.id: o.label for o in design().outcomes}
     t["outcome_label"] = t["outcome"].map(labels)
-    t["spec_label"] = t["specification"].map(spec_label)
+    t["spec_label"] = t["specification"].map(lambda s: spec_short(s).capitalize())
     return t
 
 

@@ -30,7 +30,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ROOT / "chapters"
-BUILD = ROOT / "_build"
+# SOS_BUILD_DIR: check a book built elsewhere (jupyter-book build --path-output DIR -> DIR/_build)
+BUILD = Path(os.environ.get("SOS_BUILD_DIR") or ROOT / "_build")
 PDF = BUILD / "pdf" / "report.pdf"
 
 # ---------------------------------------------------------------------------
@@ -372,7 +373,7 @@ def pdf_text():
     from analysis.book import find_chromium
 
     _require_or_skip(find_chromium() is not None, "no headless Chromium: make pdf cannot run here")
-    _require_or_skip(PDF.exists(), f"{PDF.relative_to(ROOT)} not built: run make pdf")
+    _require_or_skip(PDF.exists(), f"{PDF} not built: run make pdf")
     pypdf = pytest.importorskip("pypdf")
     reader = pypdf.PdfReader(str(PDF))
     return [page.extract_text() or "" for page in reader.pages]

@@ -37,8 +37,10 @@ from analysis.book import dump_dom, find_chromium, screenshot
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-HTML = ROOT / "_build" / "html"
-SHOTS = ROOT / "_build" / "screenshots"
+# SOS_BUILD_DIR: check a book built elsewhere (jupyter-book build --path-output DIR -> DIR/_build)
+BUILD = Path(os.environ.get("SOS_BUILD_DIR") or ROOT / "_build")
+HTML = BUILD / "html"
+SHOTS = BUILD / "screenshots"
 SKIP_PAGES = {"genindex.html", "search.html"}
 MEDIA = {"img", "svg", "object", "iframe", "video", "table", "canvas", "picture"}
 
@@ -240,7 +242,7 @@ def test_every_page_renders_cleanly(doms):
     for page, dom in doms.items():
         assert "</html>" in dom.lower() or "<body" in dom.lower(), f"{page}: Chromium returned no DOM"
         for problem in page_problems(page, dom):
-            report.append(f"{page.relative_to(ROOT)}: {problem}")
+            report.append(f"{page.relative_to(HTML)}: {problem}")
     assert not report, f"{len(report)} problem(s) on the built site:\n" + "\n".join(report)
 
 

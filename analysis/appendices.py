@@ -12,11 +12,13 @@ Chapters call:
 * :func:`glue_background`, :func:`glue_provenance`, :func:`glue_profiles`
   (numbers and sentences for ``{glue:md}``);
 * :func:`provenance_table` / :func:`provenance_styler`,
-  :func:`repositories_table`, :func:`reference_lists_table`,
+  :func:`repositories_table` / :func:`repositories_styler`, :func:`reference_lists_table`,
   :func:`practice_model_sources`, :func:`register_changes_table`;
-* :func:`comparators_table`, :func:`comparators_overview`,
-  :func:`show_comparators`, :func:`profile_figure`;
-* :func:`make_targets_table`, :func:`cli_options_table`.
+* :func:`comparators_table`, :func:`comparators_overview` /
+  :func:`comparators_overview_styler`, :func:`all_comparators_long`,
+  :func:`show_comparators`, :func:`profile_markdown`, :func:`profile_figure`;
+* :func:`glue_rebuild`, :func:`make_targets_table` / :func:`make_targets_styler`,
+  :func:`cli_options_table` / :func:`cli_options_styler`.
 """
 from __future__ import annotations
 
@@ -178,13 +180,19 @@ def publishers(table: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(table["Publisher"]))
 
 
-def provenance_styler(table: pd.DataFrame):
-    """A :func:`provenance_table` (or a part of it) for the page: links, short columns.
+#: Short licence names for narrow tables.
+LICENCE_SHORT = {"Open Government Licence v3.0": "OGL v3.0"}
 
-    The URL becomes a link labelled with the repository and commit it is
-    pinned to; the licence links to its text; the sha256 is shown in full in
-    a small monospaced font that wraps. The publisher column is left out (the
-    page groups the rows under publisher headings).
+
+def provenance_styler(table: pd.DataFrame):
+    """A :func:`provenance_table` (or a part of it) laid out for the page's narrow column.
+
+    Three columns: the file name with its title below; the release with its
+    publication month and licence (short name, linked to its text); the
+    download link (labelled with the repository and commit it is pinned to)
+    with the full sha256 below it in a small monospaced font that wraps. The
+    publisher is left out (the page groups the rows under publisher
+    headings); the CSV download keeps every column separate.
 
     Parameters
     ----------
@@ -196,20 +204,26 @@ def provenance_styler(table: pd.DataFrame):
     pandas.io.formats.style.Styler
     """
     licence_urls = {name: url for name, url in LICENCES.values()}
+    small = '<br><span style="font-size:0.85em">{}</span>'
+
+    def licence(lic: str) -> str:
+        short = LICENCE_SHORT.get(lic, lic)
+        return _link(licence_urls[lic], short) if lic in licence_urls else html.escape(lic)
+
     out = pd.DataFrame({
-        "File": [f"<code>{html.escape(f)}</code>" for f in table["File"]],
-        "Title": [html.escape(t) for t in table["Title"]],
-        "Release": [html.escape(r) for r in table["Release"]],
-        "Release date": [html.escape(d) for d in table["Release date"]],
-        "Licence": [_link(licence_urls[lic], lic) if lic in licence_urls else html.escape(lic)
-                    for lic in table["Licence"]],
-        "URL": [_link(u, _url_label(u)) for u in table["URL"]],
-        "sha256": [f'<code class="sha256">{h}</code>' for h in table["sha256"]],
+        "File": [f'<code style="word-break:break-all">{html.escape(f)}</code>' + small.format(html.escape(t))
+                 for f, t in zip(table["File"], table["Title"])],
+        "Release and licence": [
+            html.escape(r) + small.format(
+                (f"published {html.escape(d)}" if d != "not recorded" else "publication month not recorded")
+                + f"; {licence(lic)}")
+            for r, d, lic in zip(table["Release"], table["Release date"], table["Licence"])],
+        "Download and sha256": [
+            _link(u, _url_label(u)) + '<br><code style="word-break:break-all;font-size:0.75em">'
+            f"{h}</code>" for u, h in zip(table["URL"], table["sha256"])],
     })
     return (out.style.hide(axis="index")
-            .set_properties(subset=["sha256"], **{"word-break": "break-all", "font-size": "0.75em",
-                                                  "min-width": "14em"})
-            .set_properties(subset=["File"], **{"word-break": "break-all", "font-size": "0.85em"}))
+            .set_properties(**{"vertical-align": "top"}))
 
 
 def _url_label(url: str) -> str:
@@ -541,6 +555,13 @@ def comparators_overview(outcomes: Sequence | None = None, *, pairs: pd.DataFram
     return pd.DataFrame(rows)
 
 
+def comparators_overview_styler(table: pd.DataFrame):
+    """:func:`comparators_overview` in a smaller font, so that its columns fit the page."""
+    return (table.style.hide(axis="index")
+            .set_table_styles([{"selector": "", "props": "font-size: 0.85em;"}])
+            .set_properties(**{"vertical-align": "top"}))
+
+
 def all_comparators_long(pairs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Matched pairs of every outcome, with readable outcome labels (for download)."""
     from .report import design, result
@@ -560,6 +581,8 @@ def show_comparators(la_code: str) -> None:
     from .report import download_link
 
     table = comparators_table(la_code)
+    if not table["Note"].astype(bool).any():
+        table = table.drop(columns="Note")
     display(table.style.hide(axis="index"))
     pairs = all_comparators_long()
     display(download_link(pairs[pairs["treated_code"] == la_code],
@@ -739,7 +762,7 @@ def make_targets(path: Path = MAKEFILE_PATH) -> dict[str, list[str]]:
     targets with a recipe are returned, in file order (``$(STAMP)`` and
     other variable targets are skipped).
     """
-    variables = make_variables(path)
+    variables = {"MAKE": "make", **make_variables(path)}
     targets: dict[str, list[str]] = {}
     current: str | None = None
     pending = ""
@@ -783,6 +806,26 @@ def make_targets_table(targets: Sequence[str] = ("report", "test", "pdf", "site-
     return pd.DataFrame(rows, columns=["Command", "Runs"])
 
 
+def make_targets_styler(table: pd.DataFrame):
+    """:func:`make_targets_table` for the page: cells aligned at the top, commands not split."""
+    return (table.style.hide(axis="index")
+            .set_properties(**{"vertical-align": "top"})
+            .set_properties(subset=["Command"], **{"white-space": "nowrap"}))
+
+
+def glue_rebuild() -> None:
+    """Glue the rebuild guide's facts read from the project files (Python version, manifest size)."""
+    import tomllib
+
+    from .report import glue_md
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    requires = meta.get("project", {}).get("requires-python", "")
+    m = re.search(r">=\s*([\d.]+)", requires)
+    glue_md("rebuild_python", f"Python {m.group(1)} or later" if m else "Python 3")
+    glue_md("rebuild_n_files", f"{len(load_manifest()):,}")
+
+
 def cli_options_table(command: str = "estimate") -> pd.DataFrame:
     """Options of a ``python -m analysis`` sub-command, read from its argparse parser.
 
@@ -820,3 +863,12 @@ def cli_options_table(command: str = "estimate") -> pd.DataFrame:
         rows.append({"Option": flag, "Required": "yes" if (a.required or not a.option_strings) else "no",
                      "Meaning": text})
     return pd.DataFrame(rows, columns=["Option", "Required", "Meaning"])
+
+
+def cli_options_styler(table: pd.DataFrame):
+    """:func:`cli_options_table` for the page: options in code font, kept on one line."""
+    out = table.assign(Option=[f"<code>{html.escape(o)}</code>" for o in table["Option"]],
+                       Meaning=[html.escape(m) for m in table["Meaning"]])
+    return (out.style.hide(axis="index")
+            .set_properties(**{"vertical-align": "top"})
+            .set_properties(subset=["Option"], **{"white-space": "nowrap"}))

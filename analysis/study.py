@@ -87,6 +87,20 @@ def _year_span(years: list[int]) -> str:
     return ",".join(parts)
 
 
+#: Panel columns every run reads besides its outcome measure and matching context.
+RUN_ID_COLUMNS = ["la_code", "la_name", "year", "region_code"]
+
+
+def run_columns(design: StudyDesign, run: Run) -> list[str]:
+    """The panel columns one run reads: identifiers, the outcome measure, the matching context.
+
+    :func:`run_one` sees only these columns, so a cache of runs keyed on them
+    (``analysis.build``) cannot miss an input.
+    """
+    context = design.matching_kwargs(run.spec)["context"]
+    return list(dict.fromkeys([*RUN_ID_COLUMNS, design.outcome(run.outcome).measure, *context]))
+
+
 @dataclass
 class RunOutput:
     """What one run produces (rows for each results table)."""
@@ -119,6 +133,7 @@ def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | 
     """
     o = design.outcome(run.outcome)
     spec = design.spec(run.spec)
+    panel = panel[run_columns(design, run)]  # nothing else of the panel reaches a run
     full = (run.spec == MAIN) if full is None else full
     measure = o.measure
     treated = design.treated(o, run.spec)
@@ -300,7 +315,7 @@ def _work(run: Run) -> tuple[Run, RunOutput]:
 
 def run_study(panel_path: Path | None = None, design_path: Path | None = None, *,
               workers: int | None = None, progress: bool = True,
-              outcomes: list[str] | None = None) -> StudyResults:
+              outcomes: list[str] | None = None, cache: Any = None) -> StudyResults:
     """Run every outcome x specification of the design on the built panel.
 
     Parameters
@@ -313,6 +328,11 @@ def run_study(panel_path: Path | None = None, design_path: Path | None = None, *
         Print one line per outcome as it completes.
     outcomes
         Only these outcome ids (default: all of the design's).
+    cache
+        Optional store of finished runs (``analysis.build.RunCache``):
+        ``cache.load(panel, design, runs)`` returns ``{run: RunOutput}`` for the
+        runs whose inputs are unchanged, which are not run again, and
+        ``cache.save(panel, design, outputs)`` keeps the runs just computed.
     """
     from .design import DESIGN_PATH
     from .panel import PROCESSED_DIR, load_panel
@@ -334,14 +354,21 @@ def run_study(panel_path: Path | None = None, design_path: Path | None = None, *
         if progress and done[run.outcome] == per_outcome[run.outcome]:
             print(f"  {run.outcome}: {per_outcome[run.outcome]} specifications done", flush=True)
 
-    if workers <= 1:
-        for run in runs:
+    cached = cache.load(panel, design, runs) if cache is not None else {}
+    todo = [r for r in runs if r not in cached]
+    for run in runs:
+        if run in cached:
+            record(run, cached[run])
+    if workers <= 1 or len(todo) <= 1:
+        for run in todo:
             record(run, run_one(panel, design, run))
     else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), initializer=_init_worker,
                                  initargs=(str(panel_path), str(design_path))) as pool:
-            for run, out in pool.map(_work, runs, chunksize=1):
+            for run, out in pool.map(_work, todo, chunksize=1):
                 record(run, out)
+    if cache is not None:
+        cache.save(panel, design, {r: outputs[r] for r in todo})
     ordered = [outputs[r] for r in runs]  # plan order, whatever the completion order
     estimates = pd.DataFrame([row for o in ordered for row in o.estimates])[ESTIMATE_COLUMNS]
     diagnostics = {(r.outcome, r.label): outputs[r] for r in runs}

@@ -1,4 +1,5 @@
 # make report: build the book into _build/html.  make test: run the test suite.
+# make publish: make the current results the published edition (results/published/).
 # make pdf: print the whole book to _build/pdf/report.pdf (needs Debian's chromium).
 # make site-check: open every built page in headless Chromium (tests/test_site.py).
 # Both create .venv on first use (uv when present, else pip).
@@ -6,7 +7,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: report test data results fetch clean-venv pdf site-check
+.PHONY: report test data results fetch clean-venv pdf site-check publish
 
 $(STAMP): pyproject.toml
 	@if command -v uv >/dev/null 2>&1; then \
@@ -28,10 +29,15 @@ results: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Each step runs only when its inputs changed (keys in data/processed/.key,
+# results/.key, _build/html/.build-key); the book is built clean in a staging
+# folder and replaces _build/html only when it builds without warnings.
 report: $(STAMP)
-	$(PY) -m analysis data
-	$(PY) -m analysis results
-	.venv/bin/jupyter-book build --warningiserror --keep-going .
+	$(PY) -m analysis build
+
+# Make the current results the published edition (results/published/, committed).
+publish: $(STAMP)
+	$(PY) -m analysis publish
 
 # The single-page edition reuses the environment of the HTML build (same
 # _build/.doctrees), so after `make report` no chapter runs again; without an

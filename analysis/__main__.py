@@ -21,25 +21,56 @@ def _cmd_fetch(args: argparse.Namespace) -> None:
 
 
 def _cmd_data(args: argparse.Namespace) -> None:
-    from .panel import build_panel_files
+    from .build import ensure_panel
 
     t0 = time.perf_counter()
-    written = build_panel_files(out_dir=args.out)
+    built, written = ensure_panel(out_dir=args.out, force=args.force)
     for p in written:
         print(f"wrote {p}")
-    print(f"panel built in {time.perf_counter() - t0:.1f} s")
+    if built:
+        print(f"panel built in {time.perf_counter() - t0:.1f} s")
 
 
 def _cmd_results(args: argparse.Namespace) -> None:
-    from .study import run_study, write_results
+    from .build import ensure_results
 
     t0 = time.perf_counter()
-    print("running every outcome x specification of data/study_design.yaml")
-    results = run_study(workers=args.workers)
-    for p in write_results(results, args.out):
+    built, written = ensure_results(out_dir=args.out, workers=args.workers, force=args.force)
+    for p in written:
         print(f"wrote {p}")
-    n = len(results.estimates)
-    print(f"{n} estimates in {time.perf_counter() - t0:.1f} s")
+    if built:
+        print(f"results in {time.perf_counter() - t0:.1f} s")
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from .build import build_all
+
+    return build_all(force=args.force, workers=args.workers)
+
+
+def _cmd_publish(args: argparse.Namespace) -> None:
+    from .build import ensure_panel, ensure_results
+    from .editions import load_edition, long_date, publish
+
+    ensure_panel()
+    ensure_results()
+    folder = publish()
+    ed = load_edition(folder)
+    print(f"published the edition of {long_date(ed.date)} into {folder} "
+          "(estimates.csv, evidence.csv, edition.json): commit that folder")
+
+
+def _cmd_check_update(args: argparse.Namespace) -> int:
+    import os
+
+    from .editions import check_updates
+
+    use_url = args.url or not (args.mirror or os.environ.get("SOS_DATA_MIRROR"))
+    table = check_updates(mirror=args.mirror, use_url=use_url)
+    print(table[["id", "status", "recorded", "found"]].to_string(index=False))
+    counts = ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items())
+    print(f"{counts} (against {'the URLs' if use_url else 'the mirror'})")
+    return 1 if args.exit_code and (table["status"] != "same").any() else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,12 +80,30 @@ def build_parser() -> argparse.ArgumentParser:
     p_data = sub.add_parser("data", help="build data/processed/panel.csv and measures.csv")
     p_data.add_argument("--out", type=Path, default=None,
                         help="output folder (default data/processed)")
+    p_data.add_argument("--force", action="store_true",
+                        help="rebuild even when the inputs are unchanged (key in OUT/.key)")
     p_data.set_defaults(func=_cmd_data)
     p_res = sub.add_parser("results", help="run the study: write results/estimates.csv and companions")
     p_res.add_argument("--out", type=Path, default=None, help="output folder (default results/)")
     p_res.add_argument("--workers", type=int, default=None,
                        help="processes (default: number of cores, at most 4)")
+    p_res.add_argument("--force", action="store_true",
+                       help="recompute every run even when its inputs are unchanged")
     p_res.set_defaults(func=_cmd_results)
+    p_build = sub.add_parser("build", help="data -> results -> book (_build/html), each step only "
+                             "when its inputs changed; the book is swapped in only if it builds")
+    p_build.add_argument("--force", action="store_true", help="redo every step")
+    p_build.add_argument("--workers", type=int, default=None, help="processes for the study")
+    p_build.set_defaults(func=_cmd_build)
+    sub.add_parser("publish", help="make the current results the published edition "
+                   "(results/published/)").set_defaults(func=_cmd_publish)
+    p_chk = sub.add_parser("check-update", help="which manifest files differ in the mirror or "
+                           "at their URL from the recorded sha256")
+    p_chk.add_argument("--mirror", default=None, help="mirror folder (default $SOS_DATA_MIRROR)")
+    p_chk.add_argument("--url", action="store_true", help="check the URLs even when a mirror is set")
+    p_chk.add_argument("--exit-code", action="store_true",
+                       help="exit 1 when any file is not the recorded one")
+    p_chk.set_defaults(func=_cmd_check_update)
     from .cli_estimate import add_estimate_parser
 
     add_estimate_parser(sub)

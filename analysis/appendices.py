@@ -12,12 +12,14 @@ Chapters call:
 * :func:`glue_background`, :func:`glue_provenance`, :func:`glue_profiles`
   (numbers and sentences for ``{glue:md}``);
 * :func:`provenance_table` / :func:`provenance_styler`,
-  :func:`repositories_table` / :func:`repositories_styler`, :func:`reference_lists_table`,
+  :func:`repositories_table` / :func:`repositories_styler`,
+  :func:`reference_lists_table` / :func:`reference_lists_styler`,
   :func:`practice_model_sources`, :func:`register_changes_table`;
 * :func:`comparators_table`, :func:`comparators_overview` /
   :func:`comparators_overview_styler`, :func:`all_comparators_long`,
   :func:`show_comparators`, :func:`profile_markdown`, :func:`profile_figure`;
 * :func:`glue_rebuild`, :func:`make_targets_table` / :func:`make_targets_styler`,
+  :func:`cli_commands_table` / :func:`cli_commands_styler`,
   :func:`cli_options_table` / :func:`cli_options_styler`.
 """
 from __future__ import annotations
@@ -303,24 +305,24 @@ def reference_lists_table() -> pd.DataFrame:
     pm = pd.read_csv(PRACTICE_MODEL_PATH, dtype=str, keep_default_na=False)
     sif = pd.read_csv(SIF_PATH, dtype=str, keep_default_na=False)
     n_pm_sources = len(practice_model_sources())
-    commits = sorted(set(sif["git_commit"]) - {""})
     return pd.DataFrame([
         {"File": "data/reference/practice_model_las.csv",
-         "What it lists": ("Local authorities in the Signs of Safety pilots (wave one and wave two), "
-                           "in other Signs of Safety programmes, and running similar whole-system "
-                           "practice models, each with its programme and start"),
+         "What it lists": ("Local authorities in the Signs of Safety pilots, in other Signs of "
+                           "Safety programmes, and running similar whole-system practice models"),
          "Rows": len(pm), "Local authorities": pm["new_la_code"].nunique(),
-         "Read from": f"{n_pm_sources} public pages (programme, evaluation and sector web pages), "
-                      "named row by row"},
+         "Read from": f"{n_pm_sources} public web pages, named row by row"},
         {"File": "data/reference/sif_judgements_from_reports.csv",
-         "What it lists": ("Ofsted judgements under the single inspection framework (SIF) and its "
-                           "re-inspections, transcribed from the published inspection reports"),
+         "What it lists": "Ofsted single inspection framework (SIF) judgements",
          "Rows": len(sif), "Local authorities": sif["new_la_code"].nunique(),
-         "Read from": (f"Ofsted's inspection reports as archived in {SIF_REPOSITORY} "
-                       f"(commit{'s' if len(commits) > 1 else ''} "
-                       f"{', '.join(c[:7] for c in commits)}), report by report"),
-         },
+         "Read from": f"Ofsted's inspection reports, archived in {SIF_REPOSITORY}"},
     ])
+
+
+def reference_lists_styler(table: pd.DataFrame):
+    """:func:`reference_lists_table` for the page: file names in code font that may wrap."""
+    out = table.assign(File=[f'<code style="word-break:break-all">{html.escape(f)}</code>'
+                             for f in table["File"]])
+    return out.style.hide(axis="index").set_properties(**{"vertical-align": "top"})
 
 
 def register_changes_table(path: Path = REGISTER_PATH) -> pd.DataFrame:
@@ -372,17 +374,17 @@ def glue_provenance() -> None:
     glue_md("reg_n_codes", _words(int((reg["former_codes"] != "").sum())))
     glue_md("reg_first_year", str(int(reg["first_year"].astype(int).min())))
     glue_md("reg_last_year", str(int(reg["last_year"].astype(int).max())))
-    glue_md("reg_n_regions", _words(reg["region_name"].nunique()))
     glue_md("pm_n_rows", f"{len(pm):,}")
     glue_md("pm_n_las", f"{pm['new_la_code'].nunique():,}")
-    glue_md("pm_models", _join(sorted(set(pm["practice_model"]) - {"Signs of Safety"})))
+    glue_md("pm_models", _join(sorted(m for m in set(pm["practice_model"])
+                                      if not m.startswith("Signs of Safety"))))
     used = sif[sif["framework"].isin(["SIF", "SIF re-inspection"]) & (sif["overall"] != "")]
     glue_md("sif_n_rows", f"{len(sif):,}")
     glue_md("sif_n_used", f"{len(used):,}")
     glue_md("sif_n_las", f"{used['new_la_code'].nunique():,}")
-    commits = sorted(set(sif["git_commit"]) - {""})
-    glue_md("sif_repo_link", ", ".join(
-        f"[{SIF_REPOSITORY} at {c[:7]}](https://github.com/{SIF_REPOSITORY}/tree/{c})" for c in commits))
+    commits = set(sif["git_commit"]) - {""}
+    glue_md("sif_repo_link", f"[{SIF_REPOSITORY}](https://github.com/{SIF_REPOSITORY})")
+    glue_md("sif_n_commits", _words(len(commits)))
 
 
 # --------------------------------------------------------------------------- background
@@ -709,15 +711,13 @@ def profile_figure(la_code: str, outcomes: Sequence | None = None, *, panel: pd.
                 ax.axvline(first - 0.5, color=F.DARK_GREY, linestyle=(0, (4, 3)), linewidth=1,
                            zorder=1, gid="onset")
                 onsets_shown.add(int(first))
-            if not comps:
-                ax.text(0.5, 0.04, "not in this outcome's analysis: no comparators",
-                        transform=ax.transAxes, ha="center", va="bottom", color=F.DARK_GREY,
-                        fontsize=8, bbox=dict(facecolor="white", edgecolor="none", pad=1.5),
-                        zorder=5)
             if own[o.measure].isna().all() and comp[o.measure].isna().all():
                 ax.text(0.5, 0.5, "no published values", transform=ax.transAxes, ha="center",
                         va="center", color=F.DARK_GREY, fontsize=8)
-            ax.set_title(F._wrap(o.label, 46), loc="left", fontsize=9)
+            title = F._wrap(o.label, 46)
+            if not comps:
+                title += "\n(not in this outcome's analysis: no comparators)"
+            ax.set_title(title, loc="left", fontsize=9)
             ax.set_xticks(years[::2])
             ax.set_xlim(years[0] - 0.5, years[-1] + 0.5)
             ax.tick_params(axis="x", labelsize=8)
@@ -758,14 +758,24 @@ def make_targets(path: Path = MAKEFILE_PATH) -> dict[str, list[str]]:
     """Recipes of the Makefile: ``{target: [command, ...]}``.
 
     Recipe lines lose their ``@`` prefix; lines continued with a backslash
-    are joined; ``$(VAR)`` of simple assignments is expanded. Only named
-    targets with a recipe are returned, in file order (``$(STAMP)`` and
-    other variable targets are skipped).
+    are joined; ``$(VAR)`` of simple assignments (and ``$(MAKE)``) is
+    expanded. Only named targets with a recipe are returned, in file order
+    (``$(STAMP)`` and other variable targets are skipped).
     """
+    return {t: cmds for t, (cmds, _) in _parse_makefile(path).items() if cmds}
+
+
+def make_target_comments(path: Path = MAKEFILE_PATH) -> dict[str, str]:
+    """The comment block written just above each target, joined into one line (may be empty)."""
+    return {t: note for t, (_, note) in _parse_makefile(path).items()}
+
+
+def _parse_makefile(path: Path) -> dict[str, tuple[list[str], str]]:
     variables = {"MAKE": "make", **make_variables(path)}
-    targets: dict[str, list[str]] = {}
+    targets: dict[str, tuple[list[str], str]] = {}
     current: str | None = None
     pending = ""
+    comment: list[str] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("\t"):
             if current is None:
@@ -778,32 +788,40 @@ def make_targets(path: Path = MAKEFILE_PATH) -> dict[str, list[str]]:
             cmd = cmd.lstrip("@").strip()
             cmd = re.sub(r"\$\((\w+)\)", lambda m: variables.get(m.group(1), m.group(0)), cmd)
             if cmd:
-                targets[current].append(re.sub(r"\s+", " ", cmd))
+                targets[current][0].append(re.sub(r"\s+", " ", cmd))
             continue
         pending = ""
+        if line.startswith("#"):
+            comment.append(line.lstrip("#").strip())
+            continue
         m = re.match(r"^([A-Za-z][\w-]*)\s*:(?!=)", line)
         current = m.group(1) if m else None
         if current is not None:
-            targets[current] = []
-    return {t: c for t, c in targets.items() if c}
+            targets[current] = ([], " ".join(c for c in comment if c))
+        if line.strip() or current is not None:
+            comment = []
+    return targets
 
 
-def make_targets_table(targets: Sequence[str] = ("report", "test", "pdf", "site-check", "fetch",
-                                                 "data", "results")) -> pd.DataFrame:
-    """The Makefile targets a reader uses, with the commands each runs (read from the Makefile).
+def make_targets_table(targets: Sequence[str] = ("report", "test", "pdf", "site-check", "publish",
+                                                 "fetch", "data", "results")) -> pd.DataFrame:
+    """The Makefile targets a reader uses, with what each runs (read from the Makefile).
 
     Returns
     -------
     DataFrame
-        ``Command`` (``make <target>``) and ``Runs`` (its recipe, one
-        ``<code>`` line per command, as HTML); targets absent from the
-        Makefile are left out.
+        ``Command`` (``make <target>``), ``Runs`` (its recipe, one ``<code>``
+        line per command, as HTML) and ``Notes`` (the Makefile's comment above
+        the target, if any); targets absent from the Makefile are left out.
     """
     recipes = make_targets()
+    comments = make_target_comments()
     rows = [{"Command": f"<code>make {t}</code>",
-             "Runs": "<br>".join(f"<code>{html.escape(c)}</code>" for c in recipes[t])}
+             "Runs": "<br>".join(f"<code>{html.escape(c)}</code>" for c in recipes[t]),
+             "Notes": re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(comments.get(t, "")))}
             for t in targets if t in recipes]
-    return pd.DataFrame(rows, columns=["Command", "Runs"])
+    table = pd.DataFrame(rows, columns=["Command", "Runs", "Notes"])
+    return table if table["Notes"].astype(bool).any() else table.drop(columns="Notes")
 
 
 def make_targets_styler(table: pd.DataFrame):
@@ -824,6 +842,35 @@ def glue_rebuild() -> None:
     m = re.search(r">=\s*([\d.]+)", requires)
     glue_md("rebuild_python", f"Python {m.group(1)} or later" if m else "Python 3")
     glue_md("rebuild_n_files", f"{len(load_manifest()):,}")
+
+
+def cli_commands_table() -> pd.DataFrame:
+    """Sub-commands of ``python -m analysis`` with their help text, read from its parser.
+
+    Returns
+    -------
+    DataFrame
+        ``Command`` (``python -m analysis <name>``) and ``What it does``, in
+        the parser's order.
+    """
+    import argparse
+
+    from .__main__ import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help or "" for a in sub._choices_actions}
+    return pd.DataFrame([{"Command": f"python -m analysis {name}", "What it does": helps.get(name, "")}
+                         for name in sub.choices], columns=["Command", "What it does"])
+
+
+def cli_commands_styler(table: pd.DataFrame):
+    """:func:`cli_commands_table` for the page: commands in code font, on one line."""
+    out = table.assign(Command=[f"<code>{html.escape(c)}</code>" for c in table["Command"]],
+                       **{"What it does": [html.escape(h) for h in table["What it does"]]})
+    return (out.style.hide(axis="index")
+            .set_properties(**{"vertical-align": "top"})
+            .set_properties(subset=["Command"], **{"white-space": "nowrap"}))
 
 
 def cli_options_table(command: str = "estimate") -> pd.DataFrame:

@@ -56,6 +56,12 @@ from . import DATA_DIR, ROOT
 from .errors import DataError
 
 PACKAGE_DIR = ROOT / "analysis"
+# The pipeline's default folders, as analysis.panel, analysis.study and analysis.design
+# define them (repeated so that checking a key imports no numerical library;
+# tests/test_build.py checks they agree).
+PROCESSED_DIR = DATA_DIR / "processed"
+RESULTS_DIR = ROOT / "results"
+DESIGN_PATH = DATA_DIR / "study_design.yaml"
 KEY_FILE = ".key"
 BOOK_KEY_FILE = ".build-key"
 BUILD_DIR = ROOT / "_build"
@@ -243,10 +249,6 @@ def results_key(panel_path: Path, design_path: Path, outcomes: list[str] | None 
 
 def book_key(manifest_rows: list[dict[str, str]] | None = None) -> Key:
     """Key of the book: everything its chapters read, and the book's own sources."""
-    from .design import DESIGN_PATH
-    from .panel import PROCESSED_DIR
-    from .study import RESULTS_DIR
-
     rows = verified_manifest() if manifest_rows is None else manifest_rows
     return Key.of({
         "step": "book", "sources": rows,
@@ -312,13 +314,13 @@ def ensure_panel(out_dir: Path | None = None, *, force: bool = False,
 
     Returns ``(built, written paths)``.
     """
-    from .panel import PROCESSED_DIR, build_panel_files
-
     out_dir = Path(out_dir or PROCESSED_DIR)
     key = panel_key()
     if not force and _up_to_date(out_dir, key, PANEL_OUTPUTS):
         echo(f"panel up to date ({_rel(out_dir)}: inputs unchanged, key {key.value[:12]})")
         return False, []
+    from .panel import build_panel_files
+
     old = read_stamp(out_dir / KEY_FILE)
     if old and not force:
         echo("panel inputs changed: " + "; ".join(changed_parts(old, key)))
@@ -337,10 +339,6 @@ def ensure_results(panel_dir: Path | None = None, out_dir: Path | None = None, *
     Within a run of the study, runs whose inputs are unchanged come from the
     run cache ``out_dir/.runs`` (unless ``force`` or not ``use_run_cache``).
     """
-    from .design import DESIGN_PATH
-    from .panel import PROCESSED_DIR
-    from .study import RESULTS_DIR, run_study, write_results
-
     panel_path = Path(panel_dir or PROCESSED_DIR) / "panel.csv"
     out_dir = Path(out_dir or RESULTS_DIR)
     design_path = Path(design_path or DESIGN_PATH)
@@ -354,6 +352,8 @@ def ensure_results(panel_dir: Path | None = None, out_dir: Path | None = None, *
     old = read_stamp(out_dir / KEY_FILE)
     if old and not force:
         echo("results inputs changed: " + "; ".join(changed_parts(old, key)))
+    from .study import run_study, write_results
+
     cache = RunCache(out_dir / ".runs", design_path, reuse=not force) if use_run_cache else None
     results = run_study(panel_path, design_path, workers=workers, progress=progress,
                         outcomes=outcomes, cache=cache)
@@ -457,8 +457,13 @@ def _run_sphinx(outdir: str, doctreedir: str) -> int:
     """Entry of the build subprocess: jupyter-book's own ``build_sphinx`` (``-W --keep-going``)."""
     from jupyter_book.sphinx import build_sphinx
 
-    result = build_sphinx(ROOT, Path(outdir), use_external_toc=True, noconfig=True,
-                          path_config=str(ROOT / "_config.yml"), confoverrides={},
+    # The overrides the CLI (`jupyter-book build .`) passes for a book, so that the
+    # environment in the doctrees is the one `make pdf`'s CLI build expects and reuses.
+    src = Path.cwd().absolute()
+    overrides = {"external_toc_path": src.joinpath("_toc.yml").as_posix(),
+                 "latex_individualpages": False}
+    result = build_sphinx(src, Path(outdir), use_external_toc=True, noconfig=True,
+                          path_config=str(src / "_config.yml"), confoverrides=overrides,
                           doctreedir=Path(doctreedir), builder="html",
                           warningiserror=True, keep_going=True)
     if isinstance(result, Exception):

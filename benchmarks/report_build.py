@@ -3,9 +3,10 @@
 Usage: SOS_DATA_MIRROR=../shared/data/sources python benchmarks/report_build.py [--runs N]
 
 "Clean" means: the downloaded data stay cached (``data/raw/``), but before each
-run the book's build folder (``_build/``, which holds myst-nb's execution cache)
-and the analysis results (``results/``) are deleted, so the results are computed
-from scratch and every chapter is executed. Each run is a fresh ``make report``;
+run the book's build folder (``_build/``, with the doctrees and executed
+notebooks) and the computed results (``results/``, with its run cache; committed
+files such as ``results/published/`` are kept) are deleted, so the results are
+computed from scratch and every chapter is executed. Each run is a fresh ``make report``;
 the script prints each run's wall time and the median. It deletes ``_build/``
 and ``results/`` of the checkout it lives in: run it where nobody is working
 (a fresh clone, as ``.ci/run`` is).
@@ -25,13 +26,34 @@ CLEAN = ("_build", "results")
 TARGET_S = 180.0
 
 
+def _tracked_entries(folder: Path) -> set[str]:
+    """Top-level entries of ``folder`` that hold files under version control (kept)."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--", str(folder.relative_to(ROOT))],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {"published"}  # not a git checkout: keep the published edition
+    rel = folder.relative_to(ROOT).parts
+    return {Path(f).parts[len(rel)] for f in out.split("\0") if f and len(Path(f).parts) > len(rel)}
+
+
 def clean() -> None:
+    """Delete the build and the computed results, keeping anything committed."""
     for name in CLEAN:
         path = ROOT / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
+        if not path.exists():
+            continue
+        if path.is_file():
             path.unlink()
+            continue
+        keep = _tracked_entries(path)
+        for child in path.iterdir():
+            if child.name in keep:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
 
 
 def main() -> int:

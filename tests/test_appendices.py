@@ -285,7 +285,7 @@ def test_profile_figure_without_comparators_says_so():
     fig = A.profile_figure(p.la_code, [o], panel=panel, pairs=pairs, design=d)
     ax = fig.axes[0]
     assert "comparators" not in {ln.get_gid() for ln in ax.get_lines()}
-    assert any("not in this outcome's analysis" in t.get_text() for t in ax.texts)
+    assert "not in this outcome's analysis" in ax.get_title(loc="left")
 
 
 def test_profile_markdown_states_waves_experience_and_sources():
@@ -320,7 +320,7 @@ def test_make_targets_are_read_from_the_makefile():
     targets = A.make_targets()
     for t in ("report", "test", "pdf"):
         assert targets.get(t), f"make {t} has no recipe"
-    assert any("jupyter-book build" in c for c in targets["report"])
+    assert any("jupyter-book build" in c or "analysis build" in c for c in targets["report"])
     assert all("$(PY)" not in c for cmds in targets.values() for c in cmds)
     table = A.make_targets_table()
     assert table["Command"].tolist()[:3] == ["<code>make report</code>", "<code>make test</code>",
@@ -334,6 +334,13 @@ def test_make_targets_joins_continued_lines(tmp_path):
     assert A.make_targets(mk) == {"all": ["echo a b", ".venv/bin/python -m analysis data"]}
 
 
+def test_make_target_comments(tmp_path):
+    mk = tmp_path / "Makefile"
+    mk.write_text("# header\n\nPY := python\n\n# Build it\n# all of it.\nall: x\n\techo a\n\n"
+                  "other:\n\techo b\n", encoding="utf-8")
+    assert A.make_target_comments(mk) == {"all": "Build it all of it.", "other": ""}
+
+
 def test_cli_options_of_estimate():
     t = A.cli_options_table("estimate")
     options = " ".join(t["Option"])
@@ -341,6 +348,21 @@ def test_cli_options_of_estimate():
         assert flag in options
     req = dict(zip(t["Option"].str.split().str[0], t["Required"]))
     assert req["--outcome"] == "yes" and req["--json"] == "no" and req["PANEL.csv"] == "yes"
+
+
+def test_cli_commands_are_read_from_the_parser():
+    t = A.cli_commands_table()
+    names = [c.split()[-1] for c in t["Command"]]
+    for cmd in ("fetch", "data", "results", "estimate"):
+        assert cmd in names
+    assert (t["What it does"].str.len() > 0).all()
+
+
+def test_rebuild_chapter_names_only_existing_commands():
+    text = (CHAPTERS / "appendix_rebuild.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"python -m analysis ([a-z][a-z-]*)", text))
+    names = {c.split()[-1] for c in A.cli_commands_table()["Command"]}
+    assert named and named <= names, named - names
 
 
 def test_rebuild_chapter_names_the_variables_the_code_reads():

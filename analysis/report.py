@@ -339,6 +339,10 @@ def glue_method() -> None:
     glue_md("n_outcomes", str(len(d.outcomes)))
     glue_md("n_specs", str(len(d.specifications)))
     glue_md("n_deviations", str(len(d.deviations)))
+    glue_md("n_wave1", str(sum("wave1" in p.waves for p in d.pilots)))
+    glue_md("n_wave2", str(sum("wave2" in p.waves for p in d.pilots)))
+    wave1 = next(o for o in d.outcomes if o.onset == "wave1")
+    glue_md("n_pre_wave1", str(len(d.pre_years(wave1))))
     glue_md("context_vars", ", ".join(v.note or v.name for v in m.context))
 
 

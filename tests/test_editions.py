@@ -250,11 +250,15 @@ def test_latest_year_removed(tmp_path_factory, originals, baseline):
     assert drop_lait_year(paths[LAIT], lait, "2025") > 0
     s = updated(tmp_path_factory, originals, "latest_year", {LAIT: lait})
 
+    # the panel: 2025 is gone for what LAIT alone publishes, kept for what C1 also publishes
+    p0, p1 = pd.read_csv(base.processed / "panel.csv"), pd.read_csv(s.processed / "panel.csv")
+    y0, y1 = p0[p0["year"] == 2025], p1[p1["year"] == 2025]
+    assert y0["assessments_45wd_pct"].notna().any() and y1["assessments_45wd_pct"].isna().all()
+    assert y1["rereferral_pct"].notna().sum() == y0["rereferral_pct"].notna().sum()
+
     e0, e1 = estimates(base), estimates(s)
-    # assessment timeliness is published by LAIT alone: its 2025 is gone, the estimates move
-    a1 = by_outcome(e1, "assessment_timeliness")
-    assert not by_outcome(e0, "assessment_timeliness").equals(a1)
-    assert set(a1.loc[a1["specification"] == "main", "post_years"]) == {"2018-2024"}
+    # assessment timeliness: its 2025 is gone, the estimates move
+    assert not by_outcome(e0, "assessment_timeliness").equals(by_outcome(e1, "assessment_timeliness"))
     # re-referrals: C1 still publishes 2025, with the same values, so nothing moves
     pd.testing.assert_frame_equal(by_outcome(e0, "rereferrals"), by_outcome(e1, "rereferrals"))
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from .errors import DataError
@@ -23,23 +22,17 @@ def _cmd_fetch(args: argparse.Namespace) -> None:
 def _cmd_data(args: argparse.Namespace) -> None:
     from .build import ensure_panel
 
-    t0 = time.perf_counter()
     built, written = ensure_panel(out_dir=args.out, force=args.force)
     for p in written:
         print(f"wrote {p}")
-    if built:
-        print(f"panel built in {time.perf_counter() - t0:.1f} s")
 
 
 def _cmd_results(args: argparse.Namespace) -> None:
     from .build import ensure_results
 
-    t0 = time.perf_counter()
     built, written = ensure_results(out_dir=args.out, workers=args.workers, force=args.force)
     for p in written:
         print(f"wrote {p}")
-    if built:
-        print(f"results in {time.perf_counter() - t0:.1f} s")
 
 
 def _cmd_build(args: argparse.Namespace) -> int:

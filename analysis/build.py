@@ -325,8 +325,10 @@ def ensure_panel(out_dir: Path | None = None, *, force: bool = False,
     if old and not force:
         echo("panel inputs changed: " + "; ".join(changed_parts(old, key)))
     (out_dir / KEY_FILE).unlink(missing_ok=True)
+    t0 = time.perf_counter()
     written = build_panel_files(out_dir=out_dir)
     write_stamp(out_dir / KEY_FILE, key)
+    echo(f"panel built in {time.perf_counter() - t0:.1f} s into {_rel(out_dir)}")
     return True, written
 
 
@@ -355,6 +357,7 @@ def ensure_results(panel_dir: Path | None = None, out_dir: Path | None = None, *
     from .study import run_study, write_results
 
     cache = RunCache(out_dir / ".runs", design_path, reuse=not force) if use_run_cache else None
+    t0 = time.perf_counter()
     results = run_study(panel_path, design_path, workers=workers, progress=progress,
                         outcomes=outcomes, cache=cache)
     if cache is not None:
@@ -363,6 +366,7 @@ def ensure_results(panel_dir: Path | None = None, out_dir: Path | None = None, *
     (out_dir / KEY_FILE).unlink(missing_ok=True)
     written = write_results(results, out_dir)
     write_stamp(out_dir / KEY_FILE, key, n_estimates=int(len(results.estimates)))
+    echo(f"{len(results.estimates)} estimates in {time.perf_counter() - t0:.1f} s into {_rel(out_dir)}")
     return True, written
 
 

@@ -1,0 +1,261 @@
+"""Content-keyed steps, safe book builds, deterministic results.
+
+- The code closure behind each key follows the imports (a reader change
+  rebuilds the panel; a chapter helper change does not rerun the study).
+- :func:`analysis.build.safe_swap_build` keeps the previous site byte-identical
+  when a build fails (a stubbed build, failing or raising), swaps a good one in,
+  and recovers from an interrupted swap.
+- A corrupted input makes ``python -m analysis data`` and ``python -m analysis
+  build`` exit non-zero with one line naming the file, leaving earlier outputs
+  and ``_build/html`` byte-identical.
+- Two clean result runs are byte-identical, and so is a run assembled from the
+  run cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis import build
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTCOMES = ["repeat_plans", "sw_turnover"]
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """``{relative path: sha256}`` of every file under ``folder`` (hidden ones too)."""
+    out = {}
+    for p in sorted(Path(folder).rglob("*")):
+        if p.is_file():
+            out[p.relative_to(folder).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+# --------------------------------------------------------------------------- keys
+def test_code_closure_follows_imports():
+    panel = {p.relative_to(ROOT).as_posix() for p in build.code_closure("panel")}
+    assert {"analysis/__init__.py", "analysis/panel.py", "analysis/sources.py",
+            "analysis/readers/lait.py", "analysis/readers/common.py"} <= panel
+    assert "analysis/study.py" not in panel and "analysis/report.py" not in panel
+    study = {p.relative_to(ROOT).as_posix() for p in build.code_closure("study")}
+    assert {"analysis/study.py", "analysis/matching.py", "analysis/estimation.py",
+            "analysis/inference.py", "analysis/evidence.py", "analysis/design.py"} <= study
+    assert panel <= study  # the study imports the panel module (load_panel)
+    assert "analysis/report.py" not in study and "analysis/figures.py" not in study
+
+
+def test_default_folders_agree_with_the_pipeline():
+    from analysis import design, panel, study
+
+    assert build.PROCESSED_DIR == panel.PROCESSED_DIR
+    assert build.RESULTS_DIR == study.RESULTS_DIR
+    assert build.DESIGN_PATH == design.DESIGN_PATH
+
+
+def test_changed_parts_names_what_changed():
+    old = build.Key.of({"sources": [{"id": "a", "sha256": "1"}, {"id": "b", "sha256": "2"}],
+                        "code": {"analysis/x.py": "1"}, "design": "d"})
+    new = build.Key.of({"sources": [{"id": "a", "sha256": "1"}, {"id": "b", "sha256": "3"}],
+                        "code": {"analysis/x.py": "2"}, "design": "d"})
+    parts = build.changed_parts({"parts": old.parts}, new)
+    assert parts == ["data files (b)", "code (analysis/x.py)"]
+
+
+def test_run_columns_are_all_a_run_reads(tmp_path):
+    """run_one sees only run_columns; a column outside them cannot change a run's key."""
+    import pandas as pd
+
+    from analysis.design import load_design
+    from analysis.study import Run, run_columns
+
+    d = load_design()
+    run = Run("rereferrals", "main")
+    cols = run_columns(d, run)
+    assert cols[:4] == ["la_code", "la_name", "year", "region_code"]
+    assert "rereferral_pct" in cols and "pop_0_17" in cols
+    panel = pd.DataFrame({c: [1.0, 2.0] for c in cols} | {"other": [1.0, 2.0]})
+    cache = build.RunCache(tmp_path, build.DESIGN_PATH)
+    k0 = cache.key(panel, d, run)
+    assert cache.key(panel.assign(other=[5.0, 6.0]), d, run) == k0
+    assert cache.key(panel.assign(rereferral_pct=[1.0, 2.5]), d, run) != k0
+    assert cache.key(panel, d, Run("rereferrals", "k1")) != k0
+
+
+# --------------------------------------------------------------------------- safe swap
+def _site(build_dir: Path) -> None:
+    (build_dir / "html" / "chapters").mkdir(parents=True)
+    (build_dir / "html" / "index.html").write_text("<p>the good edition</p>")
+    (build_dir / "html" / "chapters" / "a.html").write_text("<p>chapter</p>")
+    (build_dir / "html" / ".build-key").write_text('{"key": "old"}')
+    (build_dir / ".doctrees").mkdir()
+    (build_dir / ".doctrees" / "environment.pickle").write_bytes(b"old env")
+    (build_dir / "jupyter_execute").mkdir()
+    (build_dir / "jupyter_execute" / "fig.png").write_bytes(b"old figure")
+
+
+@pytest.mark.parametrize("failure", ["exit", "raise", "no index"])
+def test_failed_build_leaves_previous_site_byte_identical(tmp_path, failure, capsys):
+    bd = tmp_path / "_build"
+    _site(bd)
+    before = tree_digest(bd)
+
+    def failing(staging: Path, log) -> int:
+        # a build that got part of the way: new doctrees, outputs and pages, then failed
+        (bd / ".doctrees").mkdir()
+        (bd / ".doctrees" / "environment.pickle").write_bytes(b"half-built env")
+        staging.mkdir()
+        (staging / "chapters").mkdir()
+        (staging / "chapters" / "a.html").write_text("<p>broken</p>")
+        log.write("Traceback: a chapter failed\n")
+        if failure == "raise":
+            raise RuntimeError("the builder crashed")
+        if failure == "exit":
+            (staging / "index.html").write_text("<p>partial</p>")
+            return 1
+        return 0  # "succeeded" without writing index.html: still a failure
+
+    rc = build.safe_swap_build(failing, build_dir=bd, stamp={"key": "new"})
+    assert rc != 0
+    assert tree_digest(bd / "html") == {k[5:]: v for k, v in before.items() if k.startswith("html/")}
+    after = {k: v for k, v in tree_digest(bd).items() if not k.startswith("logs/")}
+    assert after == before  # doctrees and executed outputs restored too
+    assert sorted(p.name for p in bd.iterdir()) == [".doctrees", "html", "jupyter_execute", "logs"]
+    out = capsys.readouterr().out
+    logs = list((bd / "logs").glob("build-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in out
+    assert "unchanged" in out
+    assert "failed" in logs[0].read_text() or "crashed" in logs[0].read_text()
+
+
+def test_good_build_is_swapped_in(tmp_path):
+    bd = tmp_path / "_build"
+    _site(bd)
+
+    def good(staging: Path, log) -> int:
+        (bd / ".doctrees").mkdir()
+        (bd / ".doctrees" / "environment.pickle").write_bytes(b"new env")
+        staging.mkdir()
+        (staging / "index.html").write_text("<p>the new edition</p>")
+        return 0
+
+    assert build.safe_swap_build(good, build_dir=bd, stamp={"key": "new"}) == 0
+    assert (bd / "html" / "index.html").read_text() == "<p>the new edition</p>"
+    assert not (bd / "html" / "chapters").exists()  # nothing of the old site lingers
+    assert json.loads((bd / "html" / ".build-key").read_text())["key"] == "new"
+    assert (bd / ".doctrees" / "environment.pickle").read_bytes() == b"new env"
+    assert not (bd / "jupyter_execute").exists()  # a clean build: old outputs gone
+    assert sorted(p.name for p in bd.iterdir()) == [".doctrees", "html", "logs"]
+
+
+def test_interrupted_swap_is_recovered(tmp_path):
+    bd = tmp_path / "_build"
+    _site(bd)
+    prev = bd / ".prev-20260101-000000"
+    prev.mkdir()
+    os.replace(bd / "html", prev / "html")  # killed between the two renames
+    (bd / ".html-new-20260101-000000").mkdir()
+    build._recover(bd)
+    assert (bd / "html" / "index.html").read_text() == "<p>the good edition</p>"
+    assert not prev.exists() and not (bd / ".html-new-20260101-000000").exists()
+
+
+# --------------------------------------------------------------------------- corrupted input, real commands
+@pytest.fixture
+def corrupt_env(tmp_path, real_source):
+    """A mirror whose C1 file is corrupted (one byte), an empty cache and the real manifest."""
+    from analysis.sources import load_manifest
+
+    sources = load_manifest(build.DATA_DIR / "manifest.csv")
+    mirror = tmp_path / "mirror"
+    for sid, s in sources.items():
+        dest = mirror / s.path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if sid == "cin_c1":
+            data = bytearray(real_source(sid).read_bytes())
+            data[-2] = ord("7") if data[-2] != ord("7") else ord("8")
+            dest.write_bytes(bytes(data))
+        else:
+            dest.symlink_to(real_source(sid))
+    env = {**os.environ, "SOS_DATA_MIRROR": str(mirror), "SOS_DATA_CACHE": str(tmp_path / "cache"),
+           "SOS_DATA_MANIFEST": str(build.DATA_DIR / "manifest.csv")}
+    return env, sources["cin_c1"].path
+
+
+@pytest.mark.integration
+def test_data_with_corrupted_input_fails_and_keeps_outputs(tmp_path, corrupt_env):
+    env, bad_path = corrupt_env
+    out = tmp_path / "processed"
+    out.mkdir()
+    for name in ("panel.csv", "measures.csv", "coverage.csv"):
+        (out / name).write_text(f"the last good {name}\n")
+    before = tree_digest(out)
+    proc = subprocess.run([sys.executable, "-m", "analysis", "data", "--out", str(out)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "checksum mismatch" in proc.stderr and bad_path in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert tree_digest(out) == before
+
+
+@pytest.mark.integration
+def test_build_with_corrupted_input_exits_nonzero_and_keeps_site(corrupt_env):
+    """The real `python -m analysis build` on the real checkout: stops before touching anything."""
+    env, bad_path = corrupt_env
+    html = ROOT / "_build" / "html"
+    watched = [html, ROOT / "data" / "processed", ROOT / "results"]
+    before = [tree_digest(p) if p.exists() else None for p in watched]
+    proc = subprocess.run([sys.executable, "-m", "analysis", "build"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert bad_path in proc.stderr
+    assert [tree_digest(p) if p.exists() else None for p in watched] == before
+
+
+# --------------------------------------------------------------------------- determinism
+@pytest.fixture(scope="module")
+def panel_dir(tmp_path_factory, real_source):
+    """The real panel (built into a temporary folder unless data/processed has a current one)."""
+    processed = build.PROCESSED_DIR
+    stamp = build.read_stamp(processed / build.KEY_FILE)
+    if stamp.get("key") == build.panel_key().value and (processed / "panel.csv").exists():
+        out = tmp_path_factory.mktemp("panel")
+        shutil.copyfile(processed / "panel.csv", out / "panel.csv")
+        return out
+    out = tmp_path_factory.mktemp("panel")
+    build.ensure_panel(out_dir=out, echo=lambda *a: None)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_two_clean_result_runs_are_byte_identical(tmp_path, panel_dir):
+    runs = {}
+    for name, workers in (("first", 2), ("second", 1)):
+        out = tmp_path / name
+        built, _ = build.ensure_results(panel_dir=panel_dir, out_dir=out, outcomes=OUTCOMES,
+                                        workers=workers, use_run_cache=name == "first",
+                                        progress=False, echo=lambda *a: None)
+        assert built
+        runs[name] = out
+    files = build.RESULT_OUTPUTS
+    for f in files:
+        assert (runs["first"] / f).read_bytes() == (runs["second"] / f).read_bytes(), f
+    # a third run assembled entirely from the run cache of the first: the same bytes
+    (runs["first"] / build.KEY_FILE).unlink()
+    before = {f: (runs["first"] / f).read_bytes() for f in files}
+    msgs = []
+    build.ensure_results(panel_dir=panel_dir, out_dir=runs["first"], outcomes=OUTCOMES,
+                         progress=False, echo=msgs.append)
+    assert any(m.startswith(f"{len(list((runs['first'] / '.runs').glob('*.pkl')))} of ") and
+               m.endswith(" 0 computed") for m in msgs), msgs
+    assert {f: (runs["first"] / f).read_bytes() for f in files} == before
+    # unchanged inputs: the step is skipped
+    assert build.ensure_results(panel_dir=panel_dir, out_dir=runs["first"], outcomes=OUTCOMES,
+                                progress=False, echo=lambda *a: None)[0] is False

@@ -968,3 +968,34 @@ def pilot_profile_plot(panel: pd.DataFrame, la_code: str, comparators: Sequence[
         top = 1 - (0.3 if len(handles) <= 3 else 0.55) / fig.get_figheight()
         fig.tight_layout(rect=(0, 0, 1, top))
     return fig
+
+
+def trend_grid(trends: pd.DataFrame, panels: Sequence[tuple[str, str, Sequence[int]]], *,
+               ncols: int = 2) -> Figure:
+    """Small multiples of :func:`trend_plot`: one panel per outcome.
+
+    Parameters
+    ----------
+    trends : DataFrame
+        ``results/trends.csv``: ``outcome``, ``year``, ``group``, ``mean``, ``n_las``.
+    panels : sequence of (outcome id, axis label, first treated years)
+        The outcomes to show, in order.
+    ncols : int
+        Panels per row.
+    """
+    n = len(panels)
+    nrows = int(np.ceil(n / ncols))
+    with house_style():
+        fig, axes = _subplots(nrows, ncols, figsize=(5.2 * ncols, 3.6 * nrows))
+        flat = np.atleast_1d(axes).ravel()
+        for ax, (oid, label, years) in zip(flat, panels):
+            trend_plot(trends[trends["outcome"] == oid], outcome_label=_wrap(label, 34),
+                       first_treated_years=years, ax=ax, show_n=False, onset_labels=["" for _ in years])
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+            ax.tick_params(axis="x", labelrotation=90, labelsize=8)
+        for ax in flat[n:]:
+            ax.set_visible(False)
+        handles, labs = flat[0].get_legend_handles_labels()
+        _legend_top(fig, handles, labs, ncols=3)
+    return fig

@@ -584,3 +584,9 @@ def glue_summary() -> None:
     glue_md("n_outcomes_graded", str(len(ev)))
     glue_md("n_moderate_high", str(int(ev["grade"].isin(["moderate", "high"]).sum())))
     glue_md("sensitivity_reading", sensitivity_reading())
+
+
+def trend_panels() -> list[tuple[str, str, list[int]]]:
+    """(outcome id, label, first treated years) for every outcome, for :func:`figures.trend_grid`."""
+    d = design()
+    return [(o.id, o.label, sorted(set(d.treated(o).values()))) for o in d.outcomes]

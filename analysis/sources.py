@@ -166,7 +166,10 @@ def fetch(source: Source | str, *, progress: bool = False,
         return dest
     mirror = os.environ.get("SOS_DATA_MIRROR")
     if mirror:
-        candidate = Path(mirror) / source.path
+        # A relative mirror path is taken from the repository root (as CI sets it),
+        # so chapters executing in chapters/ find the same files.
+        base = Path(mirror) if Path(mirror).is_absolute() else ROOT / mirror
+        candidate = base / source.path
         if candidate.exists():
             tmp = _tmp_in_cache(source)
             shutil.copyfile(candidate, tmp)

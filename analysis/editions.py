@@ -458,11 +458,8 @@ def glue_changes(results_dir: Path | None = None, processed_dir: Path | None = N
 
 # --------------------------------------------------------------------------- check-update
 def latest_url(src) -> str:
-    """Where the newest version of a source is: ``latest_url`` in the manifest if given; for a
-    GitHub raw URL pinned to a commit, the same path on the default branch (``HEAD``); else the URL."""
-    explicit = getattr(src, "latest_url", "") or ""
-    if explicit:
-        return explicit
+    """Where the newest version of a source is: for a GitHub raw URL pinned to a commit,
+    the same path on the repository's default branch (``HEAD``); else the URL itself."""
     m = re.match(r"^(https://raw\.githubusercontent\.com/[^/]+/[^/]+/)[0-9a-f]{40}(/.*)$", src.url)
     return f"{m.group(1)}HEAD{m.group(2)}" if m else src.url
 

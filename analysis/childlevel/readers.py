@@ -112,6 +112,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .. import ROOT
@@ -181,18 +182,42 @@ def _read_csv_text(path: Path, file: str) -> pa.Table:
     return table.rename_columns([str(n).strip().upper() for n in table.column_names])
 
 
+def _trimmed(col):
+    col = pc.utf8_trim_whitespace(col)
+    return pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+
+
 def _text(col) -> pd.Series:
     """Arrow string column -> pandas str series, trimmed, blank -> NaN."""
-    import pyarrow.compute as pc
-    col = pc.utf8_trim_whitespace(col)
-    col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
-    return col.to_pandas().astype("str")
+    return _trimmed(col).to_pandas().astype("str")
+
+
+def _category(col) -> pd.Series:
+    """Arrow string column -> pandas category (trimmed, blank -> NaN)."""
+    enc = pc.dictionary_encode(_trimmed(col)).combine_chunks()
+    return pd.Series(pd.Categorical.from_codes(
+        enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32),
+        categories=pd.Index(enc.dictionary.to_pylist(), dtype="str")))
+
+
+def _arrow_dates(col, formats) -> tuple[pd.Series, pd.Series]:
+    """Arrow text dates -> (datetime64[s], raw text where unparsable), parsing each distinct value once."""
+    enc = pc.dictionary_encode(_trimmed(col)).combine_chunks()
+    codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    uniq = pd.Series(enc.dictionary.to_pylist(), dtype=object)
+    return _dates_from_codes(codes, uniq, formats, lambda: _text(col))
 
 
 def _parse_dates(raw: pd.Series, formats: tuple[str, ...]) -> tuple[pd.Series, pd.Series]:
     """Parse text dates; (datetime64[s] with NaT, raw text where it did not parse)."""
     codes, uniq = pd.factorize(raw, use_na_sentinel=True)
     uniq = pd.Series(np.asarray(uniq, dtype=object))
+    dates, unparsed = _dates_from_codes(codes, uniq, formats, lambda: raw)
+    return dates.set_axis(raw.index), unparsed.set_axis(raw.index)
+
+
+def _dates_from_codes(codes, uniq, formats, raw_fn):
+    n = len(codes)
     parsed = pd.Series(pd.NaT, index=uniq.index, dtype="datetime64[s]")
     todo = pd.Series(True, index=uniq.index)
     for fmt in formats:
@@ -203,16 +228,14 @@ def _parse_dates(raw: pd.Series, formats: tuple[str, ...]) -> tuple[pd.Series, p
         ok = got.notna()
         parsed[got.index[ok]] = got[ok]
         todo[got.index[ok]] = False
-    values = parsed.to_numpy()
-    out = np.full(len(raw), np.datetime64("NaT"), dtype="datetime64[s]")
-    has = codes >= 0
-    out[has] = values[codes[has]]
-    dates = pd.Series(out, index=raw.index, dtype="datetime64[s]")
-    bad_uniq = todo.to_numpy()
-    bad = np.zeros(len(raw), dtype=bool)
-    bad[has] = bad_uniq[codes[has]]
-    unparsed = raw.where(bad)
-    return dates, unparsed.astype("str")
+    values = np.append(parsed.to_numpy(), np.datetime64("NaT", "s"))
+    dates = pd.Series(values[codes], dtype="datetime64[s]")     # code -1 -> NaT
+    bad_uniq = np.append(todo.to_numpy(), False)
+    bad = bad_uniq[codes]
+    if not bad.any():
+        return dates, pd.Series(np.nan, index=range(n), dtype="str")
+    raw = raw_fn().reset_index(drop=True)
+    return dates, raw.where(bad).astype("str")
 
 
 def _resolve_la_year(table: pa.Table, path: Path, file: str, la, year):
@@ -220,7 +243,7 @@ def _resolve_la_year(table: pa.Table, path: Path, file: str, la, year):
     if la is not None:
         la_col = pd.Series([str(la)] * n, dtype="str")
     elif "LA" in table.column_names:
-        la_col = _text(table["LA"]).reset_index(drop=True)
+        la_col = _category(table["LA"])
     else:
         found = la_from_name(path)
         if found is None:
@@ -230,7 +253,10 @@ def _resolve_la_year(table: pa.Table, path: Path, file: str, la, year):
     if year is not None:
         year_col = np.full(n, int(year), dtype=np.int64)
     elif "YEAR" in table.column_names:
-        y = pd.to_numeric(_text(table["YEAR"]), errors="coerce")
+        try:
+            y = pd.Series(pc.cast(_trimmed(table["YEAR"]), pa.int64()).to_numpy(zero_copy_only=False))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            y = pd.to_numeric(_text(table["YEAR"]), errors="coerce")
         if y.isna().any():
             pos = int(np.flatnonzero(y.isna().to_numpy())[0])
             raise DataError("YEAR is not a year", file=file, column="YEAR", row=pos + 2)
@@ -266,13 +292,12 @@ def _read_903(path, year, la, fields: dict, structural: tuple, kind: str) -> pd.
             else:
                 out[col] = pd.Series([np.nan] * n, dtype="str")
             continue
-        text = _text(table[name])
         if k == "date":
-            out[col], unparsed[f"{col}_unparsed"] = _parse_dates(text, DATE_FORMATS_903)
+            out[col], unparsed[f"{col}_unparsed"] = _arrow_dates(table[name], DATE_FORMATS_903)
         elif k == "code":
-            out[col] = text.astype("category")
+            out[col] = _category(table[name])
         else:
-            out[col] = text
+            out[col] = _text(table[name])
     out.update(unparsed)
     for name in names:
         if name not in fields and name not in ("LA", "YEAR"):
@@ -528,7 +553,9 @@ def _problems(df: pd.DataFrame, mask, rule: str, field: str, value, message) -> 
     if not mask.any():
         return pd.DataFrame(columns=REPORT_COLUMNS)
     sub = df.loc[mask]
-    val = value.loc[mask] if isinstance(value, pd.Series) else pd.Series(value, index=sub.index)
+    if callable(value):
+        value = value(sub)
+    val = value.loc[sub.index] if isinstance(value, pd.Series) else pd.Series(value, index=sub.index)
     val = val.astype(object).where(val.notna(), "").astype(str)
     msg = message(val) if callable(message) else pd.Series(message, index=sub.index)
     return pd.DataFrame({
@@ -538,16 +565,40 @@ def _problems(df: pd.DataFrame, mask, rule: str, field: str, value, message) -> 
         "year": sub["year"].to_numpy()})
 
 
-def _year_groups(df: pd.DataFrame, year):
+def _year_groups(df: pd.DataFrame, year, lists_fn):
+    """(year label, code lists, rows) for each set of years whose rules are identical."""
     if year is not None:
-        yield int(year), df
+        yield int(year), lists_fn(int(year)), df
         return
-    years = df["year"].unique()
-    if len(years) == 1:
-        yield int(years[0]), df
-        return
-    for y in sorted(years):
-        yield int(y), df[df["year"] == y]
+    years = sorted(int(y) for y in pd.unique(df["year"]))
+    groups: dict = {}
+    for y in years:
+        lists = lists_fn(y)
+        key = tuple(sorted(lists.fields.items()))
+        groups.setdefault(key, []).append((y, lists))
+    for members in groups.values():
+        ys = [y for y, _ in members]
+        lists = members[-1][1]
+        if len(groups) == 1:
+            yield ys[-1], lists, df
+        else:
+            yield ys[-1], lists, df[df["year"].isin(ys).to_numpy()]
+
+
+def _row_year_end(d: pd.DataFrame, year) -> np.ndarray:
+    if year is not None:
+        return np.full(len(d), _year_end(int(year)))
+    y = d["year"].to_numpy()
+    ends = {int(v): _year_end(int(v)) for v in pd.unique(y)}
+    out = np.empty(len(d), dtype="datetime64[s]")
+    for v, end in ends.items():
+        out[y == v] = end
+    return out
+
+
+def _keys(df: pd.DataFrame, cols) -> np.ndarray:
+    return pd.util.hash_pandas_object(df[cols].astype(
+        {c: object for c in cols if c != "year"}), index=False).to_numpy()
 
 
 def _field_checks(df, table, fields, year, lists, parts, missing=()):
@@ -563,7 +614,7 @@ def _field_checks(df, table, fields, year, lists, parts, missing=()):
             parts.append(pd.DataFrame([{
                 "rule": "missing_column", "child": "", "field": name, "value": "",
                 "file": df.attrs.get("source_file", str(df["source_file"].iloc[0]) if len(df) else ""),
-                "row": 1, "message": f"the {year} spec ({lists.source}) has column {name}; the file does not",
+                "row": 1, "message": f"the spec ({lists.source}) has column {name}; the file does not",
                 "la": str(df["la"].iloc[0]) if len(df) else "", "year": year}]))
             continue
         values = df[col]
@@ -578,7 +629,7 @@ def _field_checks(df, table, fields, year, lists, parts, missing=()):
                                        lambda v, n=name, w=what: f"{n} " + v.map(repr) + f" is not a valid {w}"))
         if rule.required and blank.any():
             parts.append(_problems(df, blank, "required", name, "",
-                                   f"{name} is blank but required in the {year} spec ({lists.source})"))
+                                   f"{name} is blank but required by {lists.source}"))
         if rule.codes is not None and kind_ in ("code", "list"):
             allowed = rule.codes
             if kind_ == "list":
@@ -594,7 +645,7 @@ def _field_checks(df, table, fields, year, lists, parts, missing=()):
                     bad_vals = bad_idx.groupby(level=0).agg(";".join)
                     parts.append(_problems(df, mask, "code", name, bad_vals.reindex(df.index),
                                            lambda v, n=name: f"{n} " + v.map(repr) +
-                                           f" is not in the {year} code list ({lists.source})"))
+                                           f" is not in the code list of {lists.source}"))
             else:
                 if isinstance(values.dtype, pd.CategoricalDtype):
                     cats = values.cat.categories
@@ -605,7 +656,7 @@ def _field_checks(df, table, fields, year, lists, parts, missing=()):
                 if bad.any():
                     parts.append(_problems(df, bad, "code", name, values.astype(object),
                                            lambda v, n=name: f"{n} " + v.map(repr) +
-                                           f" is not in the {year} code list ({lists.source})"))
+                                           f" is not in the code list of {lists.source}"))
 
 
 def _year_end(year: int) -> np.datetime64:
@@ -616,32 +667,32 @@ def validate_903(header: pd.DataFrame, episodes: pd.DataFrame, year: int | None 
                  *, strict: bool = False) -> pd.DataFrame:
     """Report invalid SSDA903 header and episode records; see the module docstring."""
     parts: list[pd.DataFrame] = []
-    for y, h in _year_groups(header, year):
-        lists = _codes.code_lists_903(y)
+    for y, lists, h in _year_groups(header, year, _codes.code_lists_903):
         _field_checks(h, "Header", list(HEADER_FIELDS.items()), y, lists, parts,
                       header.attrs.get("missing_columns", ()))
-        dup = h["child"].notna() & h.duplicated(["la", "child"], keep="first")
+        dup = h["child"].notna() & h.duplicated(["la", "year", "child"], keep="first")
         parts.append(_problems(h, dup, "duplicate_child", "CHILD", h["child"],
                                "CHILD appears more than once in the header"))
-    for y, e in _year_groups(episodes, year):
-        lists = _codes.code_lists_903(y)
+    for y, lists, e in _year_groups(episodes, year, _codes.code_lists_903):
         _field_checks(e, "Episodes", list(EPISODE_FIELDS.items()), y, lists, parts,
                       episodes.attrs.get("missing_columns", ()))
         fmt = lambda s: s.dt.strftime("%d/%m/%Y").fillna("")  # noqa: E731
         bad = (e["dec"] < e["decom"]).to_numpy()
-        parts.append(_problems(e, bad, "dec_before_decom", "DEC", fmt(e["dec"]),
-                               lambda v: "DEC " + v + " is before DECOM " + fmt(e["decom"])[bad].to_numpy()))
-        end = _year_end(y)
+        parts.append(_problems(e, bad, "dec_before_decom", "DEC", lambda sub: fmt(sub["dec"]),
+                               lambda v: "DEC " + v + " is before DECOM " + fmt(e["decom"][bad]).to_numpy()))
+        end = _row_year_end(e, year)
         for name in ("DECOM", "DEC"):
-            late = (e[name.lower()] > end).to_numpy()
-            parts.append(_problems(e, late, "after_year_end", name, fmt(e[name.lower()]),
-                                   f"{name} is after the end of the {y} return's year (31/03/{y})"))
+            late = (e[name.lower()].to_numpy() > end)
+            parts.append(_problems(e, late, "after_year_end", name, lambda sub, c=name.lower(): fmt(sub[c]),
+                                   lambda v, n=name, yy=e["year"][late].astype(str).to_numpy():
+                                   f"{n} " + v + " is after 31/03/" + yy + ", the end of the return's year"))
         # overlap: order each child's episodes by start
         ok = e["child"].notna() & e["decom"].notna()
-        s = e.loc[ok, ["la", "child", "decom", "dec", "dec_unparsed", "row"]]
-        s = s.sort_values(["la", "child", "decom", "row"], kind="stable")
-        same = (s["la"].to_numpy()[1:] == s["la"].to_numpy()[:-1]) & \
-               (s["child"].to_numpy()[1:] == s["child"].to_numpy()[:-1])
+        s = e.loc[ok, ["decom", "dec", "dec_unparsed", "row"]]
+        s["_k"] = _keys(e.loc[ok], ["la", "year", "child"])
+        s = s.sort_values(["_k", "decom", "row"], kind="stable")
+        k = s["_k"].to_numpy()
+        same = k[1:] == k[:-1]
         prev_dec = s["dec"].to_numpy()[:-1]
         prev_open = np.isnat(prev_dec) & s["dec_unparsed"].isna().to_numpy()[:-1]
         with np.errstate(invalid="ignore"):
@@ -651,14 +702,13 @@ def validate_903(header: pd.DataFrame, episodes: pd.DataFrame, year: int | None 
             idx = s.index[1:][over]
             mask = e.index.isin(idx)
             prev_rows = pd.Series(s["row"].to_numpy()[:-1][over], index=idx).reindex(e.index[mask])
-            parts.append(_problems(e, mask, "overlap", "DECOM", fmt(e["decom"]),
+            parts.append(_problems(e, mask, "overlap", "DECOM", lambda sub: fmt(sub["decom"]),
                                    lambda v: "episode starting " + v + " overlaps the child's episode in row "
                                    + prev_rows.astype(str).to_numpy()))
     # episodes whose child has no header row (same LA and year)
     if len(episodes) and len(header):
-        key_h = pd.MultiIndex.from_frame(header[["la", "year", "child"]].astype({"child": object, "la": object}))
-        key_e = pd.MultiIndex.from_frame(episodes[["la", "year", "child"]].astype({"child": object, "la": object}))
-        orphan = (~key_e.isin(key_h)) & episodes["child"].notna().to_numpy()
+        cols = ["la", "year", "child"]
+        orphan = ~np.isin(_keys(episodes, cols), _keys(header, cols)) & episodes["child"].notna().to_numpy()
         parts.append(_problems(episodes, orphan, "no_header", "CHILD", episodes["child"],
                                "the episode's CHILD has no row in the header for this LA and year"))
     return _report(parts, strict)
@@ -695,8 +745,7 @@ def validate_cin(tables: dict[str, pd.DataFrame], year: int | None = None,
         df = tables.get(table)
         if df is None or not len(df):
             continue
-        for y, d in _year_groups(df, year):
-            lists = _codes.code_lists_cin(y)
+        for y, lists, d in _year_groups(df, year, _codes.code_lists_cin):
             _field_checks(d, table, _cin_fields(table), y, lists, parts)
             if table == "cpp":   # review dates are a list of dates
                 rv = d["review_dates"].dropna().str.split(";").explode()
@@ -708,18 +757,19 @@ def validate_cin(tables: dict[str, pd.DataFrame], year: int | None = None,
                                            lambda v: "CPPreviewDate " + v.map(repr) + " is not a valid date"))
             for end_col, start_col, end_name, start_name in _ORDER_RULES.get(table, []):
                 bad = (d[end_col] < d[start_col]).to_numpy()
-                parts.append(_problems(d, bad, "end_before_start", end_name, fmt(d[end_col]),
+                parts.append(_problems(d, bad, "end_before_start", end_name, lambda sub, c=end_col: fmt(sub[c]),
                                        lambda v, s=fmt(d[start_col])[bad].to_numpy(), sn=start_name, en=end_name:
                                        f"{en} " + v + f" is before {sn} " + s))
-            end = _year_end(y)
+            end = _row_year_end(d, year)
             for el, col, kind in CIN_TABLES[table][1]:
                 if kind != "date" or col == "expected_dob":
                     continue
-                late = (d[col] > end).to_numpy()
-                parts.append(_problems(d, late, "after_year_end", el, fmt(d[col]),
-                                       f"{el} is after the census end (31/03/{y})"))
+                late = d[col].to_numpy() > end
+                parts.append(_problems(d, late, "after_year_end", el, lambda sub, c=col: fmt(sub[c]),
+                                       lambda v, n=el, yy=d["year"][late].astype(str).to_numpy():
+                                       f"{n} " + v + " is after 31/03/" + yy + ", the census end"))
             if table == "children":
-                dup = d["child"].notna() & d.duplicated(["la", "child"], keep="first")
+                dup = d["child"].notna() & d.duplicated(["la", "year", "child"], keep="first")
                 parts.append(_problems(d, dup, "duplicate_child", "LAchildID", d["child"],
                                        "LAchildID appears in more than one <Child>"))
     return _report(parts, strict)

@@ -383,91 +383,108 @@ class _Model:
 
 # --------------------------------------------------------------------------- attacker
 
-def _intervals(model: _Model, known: list[tuple[float, float]], targets: Iterable[int],
-               integer: bool) -> dict[int, tuple[float, float]]:
-    """Min and max of each target variable subject to the equations and ``known`` bounds."""
-    free = [v for v in range(model.n) if known[v][1] - known[v][0] > _EPS]
-    is_free = np.zeros(model.n, bool)
-    is_free[free] = True
-    # components of free variables joined by equations
-    parent = {v: v for v in free}
+class _Attack:
+    """The attacker's linear (or integer) programmes for one state of knowledge.
 
-    def find(v: int) -> int:
+    ``known[v]`` is the interval the attacker knows for variable ``v``
+    (a point when shown unrounded). Variables known exactly are constants;
+    the others are joined into components by the equations, and each
+    component's constraint matrix is built once and reused for every target.
+    """
+
+    def __init__(self, model: _Model, known: list[tuple[float, float]], integer: bool) -> None:
+        self.model, self.known, self.integer = model, known, integer
+        self.is_free = [k[1] - k[0] > _EPS for k in known]
+        free = [v for v in range(model.n) if self.is_free[v]]
+        parent = {v: v for v in free}
+        self._parent = parent
+        self.rows: list[tuple[dict[int, float], float, int]] = []
+        for k, (tot, parts, _, _) in enumerate(model.equations):
+            coef: dict[int, float] = {}
+            rhs = 0.0
+            for v, sgn in ((tot, 1.0), *((q, -1.0) for q in parts)):
+                if self.is_free[v]:
+                    coef[v] = coef.get(v, 0.0) + sgn
+                else:
+                    rhs -= sgn * known[v][0]
+            coef = {v: c for v, c in coef.items() if c != 0}
+            if not coef:
+                continue
+            self.rows.append((coef, rhs, k))
+            vs = list(coef)
+            for v in vs[1:]:
+                parent[self._find(v)] = self._find(vs[0])
+        self.comp_rows: dict[int, list[int]] = {}
+        for r, (coef, _, _) in enumerate(self.rows):
+            self.comp_rows.setdefault(self._find(next(iter(coef))), []).append(r)
+        self.comp_vars: dict[int, list[int]] = {}
+        for v in free:
+            self.comp_vars.setdefault(self._find(v), []).append(v)
+        self.cache: dict[int, tuple] = {}
+
+    def _find(self, v: int) -> int:
+        parent = self._parent
         while parent[v] != v:
             parent[v] = parent[parent[v]]
             v = parent[v]
         return v
 
-    rows: list[tuple[dict[int, float], float]] = []
-    for tot, parts, _, _ in model.equations:
-        coef: dict[int, float] = {}
-        rhs = 0.0
-        for v, s in ((tot, 1.0), *((p, -1.0) for p in parts)):
-            if is_free[v]:
-                coef[v] = coef.get(v, 0.0) + s
-            else:
-                rhs -= s * known[v][0]
-        coef = {v: c for v, c in coef.items() if c != 0}
-        if not coef:
-            continue
-        rows.append((coef, rhs))
-        vs = list(coef)
-        for v in vs[1:]:
-            parent[find(v)] = find(vs[0])
-    comp_rows: dict[int, list[int]] = {}
-    for k, (coef, _) in enumerate(rows):
-        comp_rows.setdefault(find(next(iter(coef))), []).append(k)
-    out: dict[int, tuple[float, float]] = {}
-    cache: dict[int, tuple] = {}
-    for t in targets:
-        lo, hi = known[t]
-        if not is_free[t]:
-            out[t] = (lo, hi)
-            continue
-        root = find(t)
-        if root not in comp_rows:
-            out[t] = (lo, hi)
-            continue
-        if root not in cache:
-            vs = sorted(v for v in free if find(v) == root)
+    def _component(self, root: int) -> tuple:
+        if root not in self.cache:
+            vs = self.comp_vars[root]
             pos = {v: j for j, v in enumerate(vs)}
-            ks = comp_rows[root]
+            rs = self.comp_rows[root]
             data, ri, ci, b = [], [], [], []
-            for r, k in enumerate(ks):
-                coef, rhs = rows[k]
+            for i, r in enumerate(rs):
+                coef, rhs, _ = self.rows[r]
                 for v, c in coef.items():
                     data.append(c)
-                    ri.append(r)
+                    ri.append(i)
                     ci.append(pos[v])
                 b.append(rhs)
-            a = sparse.csr_matrix((data, (ri, ci)), shape=(len(ks), len(vs)))
-            bounds = [(known[v][0], None if math.isinf(known[v][1]) else known[v][1]) for v in vs]
-            cache[root] = (pos, a, np.array(b), bounds)
-        pos, a, b, bounds = cache[root]
-        res = []
-        for sign in (1.0, -1.0):
-            c = np.zeros(len(pos))
-            c[pos[t]] = sign
-            if integer:
-                lb = np.array([x[0] for x in bounds], float)
-                ub = np.array([np.inf if x[1] is None else x[1] for x in bounds], float)
-                r = milp(c, constraints=LinearConstraint(a, b, b), integrality=np.ones(len(pos)),
-                         bounds=Bounds(lb, ub))
-                status = r.status
-                unbounded = status != 0 and "unbounded" in str(r.message).lower()
-            else:
-                r = linprog(c, A_eq=a, b_eq=b, bounds=bounds, method="highs")
-                status = r.status
-                unbounded = status == 3
-            if unbounded:
-                res.append(-math.inf if sign > 0 else math.inf)
-            elif status != 0:
-                raise DataError(f"published tables are inconsistent: no values fit them "
-                                f"({r.message}) near {_describe(model.cell(t))}")
-            else:
-                res.append(sign * r.fun)
-        out[t] = (max(lo, res[0]), res[1])
-    return out
+            a = sparse.csr_matrix((data, (ri, ci)), shape=(len(rs), len(vs)))
+            lb = np.array([self.known[v][0] for v in vs], float)
+            ub = np.array([self.known[v][1] for v in vs], float)
+            self.cache[root] = (pos, a, np.array(b), lb, ub, [self.rows[r][2] for r in rs])
+        return self.cache[root]
+
+    def bound(self, t: int, sense: int) -> tuple[float, set[int]]:
+        """Min (sense=+1) or max (sense=-1) of variable ``t``, and the binding equations."""
+        lo, hi = self.known[t]
+        if not self.is_free[t] or self._find(t) not in self.comp_rows:
+            return (lo if sense > 0 else hi), set()
+        pos, a, b, lb, ub, eqs = self._component(self._find(t))
+        c = np.zeros(len(pos))
+        c[pos[t]] = sense
+        if self.integer:
+            r = milp(c, constraints=LinearConstraint(a, b, b), integrality=np.ones(len(pos)),
+                     bounds=Bounds(lb, ub))
+            unbounded = r.status != 0 and "unbounded" in str(r.message).lower()
+            duals = None
+        else:
+            r = linprog(c, A_eq=a, b_eq=b, bounds=list(zip(lb, [None if math.isinf(u) else u
+                                                               for u in ub])), method="highs")
+            unbounded = r.status == 3
+            duals = getattr(getattr(r, "eqlin", None), "marginals", None)
+        if unbounded:
+            return (-math.inf if sense > 0 else math.inf), set()
+        if r.status != 0:
+            raise DataError(f"published tables are inconsistent: no values fit them "
+                            f"({r.message}) near {_describe(self.model.cell(t))}")
+        binding = (set(eqs) if duals is None
+                   else {eqs[i] for i, d in enumerate(duals) if abs(d) > _EPS})
+        value = sense * r.fun
+        return (max(lo, value) if sense > 0 else min(hi, value)), binding
+
+    def interval(self, t: int) -> tuple[float, float]:
+        return self.bound(t, 1)[0], self.bound(t, -1)[0]
+
+
+def _intervals(model: _Model, known: list[tuple[float, float]], targets: Iterable[int],
+               integer: bool) -> dict[int, tuple[float, float]]:
+    """Min and max of each target variable subject to the equations and ``known`` bounds."""
+    attack = _Attack(model, known, integer)
+    return {t: attack.interval(t) for t in targets}
 
 
 def _describe(cell: tuple) -> str:
@@ -737,40 +754,75 @@ def protect_tables(frames: Mapping[str, pd.DataFrame], specs: Sequence[TableSpec
     if secondary:
         _closure(model, vals, hidden, reasons, st)
         while audit:
-            known = _attacker_view(model, vals, hidden)
-            iv = _intervals(model, known, sorted(hidden), st.attacker_integer)
-            failing = [v for v in sorted(hidden) if not protected(iv[v], st)]
+            failing = _failing(model, vals, hidden, st)
             if not failing:
                 break
-            target = failing[0]
-            before = iv[target]
-            cands = _audit_candidates(model, vals, hidden, target, st)
-            if not cands:
-                raise DataError(f"{_describe(model.cell(target))}: cannot be protected "
-                                f"(attacker interval {before[0]:g}..{before[1]:g})")
-            chosen = None
-            for c in cands:
-                trial, tr = set(hidden) | {c}, dict(reasons)
-                tr[c] = ("secondary:audit", target)
-                _closure(model, vals, trial, tr, st)
-                after = _intervals(model, _attacker_view(model, vals, trial), [target],
-                                   st.attacker_integer)[target]
-                if after[1] > before[1] + _EPS or (after[1] - after[0]) > (before[1] - before[0]) + _EPS:
+            for target, before, binding in failing:
+                attack = _Attack(model, _attacker_view(model, vals, hidden), st.attacker_integer)
+                check = _check_one(attack, target, vals[target], st)
+                if check is None:
+                    continue          # fixed by an earlier addition in this round
+                before, binding = check
+                cands = _audit_candidates(model, vals, hidden, target, st, binding)
+                if not cands:
+                    raise DataError(f"{_describe(model.cell(target))}: cannot be protected "
+                                    f"(attacker interval {before[0]:g}..{before[1]:g})")
+                chosen = None
+                for c in cands[:_MAX_TRIALS]:
+                    trial, tr = set(hidden) | {c}, dict(reasons)
+                    tr[c] = ("secondary:audit", target)
+                    _closure(model, vals, trial, tr, st)
+                    after = _Attack(model, _attacker_view(model, vals, trial),
+                                    st.attacker_integer).interval(target)
+                    if (after[1] > before[1] + _EPS
+                            or after[1] - after[0] > before[1] - before[0] + _EPS):
+                        chosen = (trial, tr)
+                        break
+                if chosen is None:    # nothing single helps: take the cheapest and go on
+                    c = cands[0]
+                    trial, tr = set(hidden) | {c}, dict(reasons)
+                    tr[c] = ("secondary:audit", target)
+                    _closure(model, vals, trial, tr, st)
                     chosen = (trial, tr)
-                    break
-            if chosen is None:       # nothing single helps: take the cheapest and go on
-                c = cands[0]
-                trial, tr = set(hidden) | {c}, dict(reasons)
-                tr[c] = ("secondary:audit", target)
-                _closure(model, vals, trial, tr, st)
-                chosen = (trial, tr)
-            hidden, reasons = chosen
+                hidden, reasons = chosen
     return _publish(model, frames, vals, hidden, reasons, structure)
 
 
+_MAX_TRIALS = 40
+
+
+def _check_one(attack: _Attack, v: int, x: float, st: DisclosureSettings
+               ) -> tuple[tuple[float, float], set[int]] | None:
+    """None if withheld variable ``v`` (true value ``x``) is protected, else its interval
+    and the equations binding it. Uses ``lower <= x``: when ``upper >= threshold`` and
+    ``upper - x >= protection_level`` the cell passes without the minimisation."""
+    hi, bind_hi = attack.bound(v, -1)
+    if hi >= st.threshold - _EPS and hi - x >= st.protection_level - _EPS:
+        return None
+    lo, bind_lo = attack.bound(v, 1)
+    if protected((lo, hi), st):
+        return None
+    return (lo, hi), bind_hi | bind_lo
+
+
+def _failing(model: _Model, vals: list[float], hidden: set[int], st: DisclosureSettings
+             ) -> list[tuple[int, tuple[float, float], set[int]]]:
+    attack = _Attack(model, _attacker_view(model, vals, hidden), st.attacker_integer)
+    out = []
+    for v in sorted(hidden):
+        r = _check_one(attack, v, vals[v], st)
+        if r is not None:
+            out.append((v, *r))
+    return out
+
+
 def _audit_candidates(model: _Model, vals: list[float], hidden: set[int], target: int,
-                      st: DisclosureSettings) -> list[int]:
-    """Shown cells in the equations of the withheld cells connected to ``target``."""
+                      st: DisclosureSettings, binding: set[int] = frozenset()) -> list[int]:
+    """Shown cells in the equations of the withheld cells connected to ``target``.
+
+    Cells of equations that bind the attacker's bound (non-zero dual) come first;
+    within each group, interior cells before totals, smallest first.
+    """
     comp, todo = {target}, [target]
     while todo:
         v = todo.pop()
@@ -780,13 +832,14 @@ def _audit_candidates(model: _Model, vals: list[float], hidden: set[int], target
                 if w in hidden and w not in comp:
                     comp.add(w)
                     todo.append(w)
-    cands = set()
-    for v in comp:
-        for k in model.eq_of[v]:
-            tot, parts, _, _ = model.equations[k]
-            cands.update(w for w in (tot, *parts) if w not in hidden
-                         and (vals[w] > 0 or st.suppress_zeros))
-    return sorted(cands, key=lambda v: (model.var_total[v], vals[v], v))
+    eqs = {k for v in comp for k in model.eq_of[v]} | set(binding)
+    cands: dict[int, bool] = {}
+    for k in sorted(eqs):
+        tot, parts, _, _ = model.equations[k]
+        for w in (tot, *parts):
+            if w not in hidden and (vals[w] > 0 or st.suppress_zeros):
+                cands[w] = cands.get(w, False) or k in binding
+    return sorted(cands, key=lambda v: (not cands[v], model.var_total[v], vals[v], v))
 
 
 def _format_rate(x: Any, den: float | None, decimals: int) -> str:

@@ -163,9 +163,9 @@ def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | 
     # Level: mean of the observed pre-years; trend: slope over at least two of them.
     kwargs.setdefault("min_pre_years", min(2, len(pre)))
     if len(pre) >= 2 and (n_pre[list(treated)] < 2).any():
-        short = ", ".join(names[c] for c in n_pre.index if c in treated and n_pre[c] < 2)
-        note(f"matched on the pre-period level of {measure} without its trend: {short} "
-             f"has a single published pre-year")
+        few = [names[c] for c in n_pre.index if c in treated and n_pre[c] < 2]
+        note(f"matched on the pre-period level of {measure} without its trend: "
+             f"{', '.join(few)} {'has' if len(few) == 1 else 'have'} a single published pre-year")
         kwargs.update(outcome_trend=False, min_pre_years=1)
     match = match_comparators(panel, treated, design.donor_pool(run.spec), measure, pre, **kwargs)
     mp = match.matched_panel

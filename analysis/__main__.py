@@ -22,7 +22,8 @@ def _cmd_fetch(args: argparse.Namespace) -> None:
 def _cmd_data(args: argparse.Namespace) -> None:
     from .build import ensure_panel
 
-    built, written = ensure_panel(out_dir=args.out, force=args.force)
+    built, written = ensure_panel(out_dir=args.out, force=args.force,
+                                  child_level_dir=args.child_level, strict=args.strict)
     for p in written:
         print(f"wrote {p}")
 
@@ -75,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output folder (default data/processed)")
     p_data.add_argument("--force", action="store_true",
                         help="rebuild even when the inputs are unchanged (key in OUT/.key)")
+    p_data.add_argument("--child-level", metavar="DIR", default=None,
+                        help="child-level mode: read SSDA903/CIN extracts under DIR "
+                        "(default $SOS_CHILDLEVEL_DIR; see analysis/childlevel/pipeline.py)")
+    p_data.add_argument("--strict", action="store_true",
+                        help="child-level mode: stop at the first invalid record")
     p_data.set_defaults(func=_cmd_data)
     p_res = sub.add_parser("results", help="run the study: write results/estimates.csv and companions")
     p_res.add_argument("--out", type=Path, default=None, help="output folder (default results/)")

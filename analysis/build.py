@@ -232,11 +232,26 @@ class Key:
         return cls(digest(parts), parts)
 
 
-def panel_key(manifest_rows: list[dict[str, str]] | None = None) -> Key:
-    """Key of ``python -m analysis data``: what the panel depends on."""
+def panel_key(manifest_rows: list[dict[str, str]] | None = None, *,
+              child_level_dir: Path | None = None, strict: bool = False) -> Key:
+    """Key of ``python -m analysis data``: what the panel depends on.
+
+    In child-level mode (``child_level_dir``) the key also holds the sha256 of
+    every child-level input file, the disclosure settings, the strictness and
+    the child-level code; without it the key is the public one, unchanged.
+    """
     rows = verified_manifest() if manifest_rows is None else manifest_rows
-    return Key.of({"step": "panel", "sources": rows, "files": files_digest(data_files()),
-                   "code": code_digest("panel"), "libraries": library_versions()})
+    parts = {"step": "panel", "sources": rows, "files": files_digest(data_files()),
+             "code": code_digest("panel"), "libraries": library_versions()}
+    if child_level_dir is not None:
+        from .childlevel.pipeline import input_files
+
+        folder = Path(child_level_dir).resolve()
+        parts["child_level"] = {
+            "files": {f.relative_to(folder).as_posix(): file_sha256(f) for f in input_files(folder)},
+            "disclosure": files_digest([DATA_DIR / "disclosure.yaml"]), "strict": strict,
+            "code": code_digest("childlevel.pipeline")}
+    return Key.of(parts)
 
 
 def results_key(panel_path: Path, design_path: Path, outcomes: list[str] | None = None) -> Key:
@@ -308,14 +323,22 @@ def _up_to_date(out_dir: Path, key: Key, outputs: Iterable[str], stamp: str = KE
 
 
 # --------------------------------------------------------------------------- steps
-def ensure_panel(out_dir: Path | None = None, *, force: bool = False,
-                 echo=print) -> tuple[bool, list[Path]]:
+def ensure_panel(out_dir: Path | None = None, *, force: bool = False, echo=print,
+                 child_level_dir: Path | str | None = None,
+                 strict: bool = False) -> tuple[bool, list[Path]]:
     """Build the panel unless ``out_dir`` holds one made under the same key.
 
+    ``child_level_dir`` (default ``$SOS_CHILDLEVEL_DIR``; unset: public mode)
+    switches on child-level mode (:mod:`analysis.childlevel.pipeline`).
     Returns ``(built, written paths)``.
     """
     out_dir = Path(out_dir or PROCESSED_DIR)
-    key = panel_key()
+    cl_dir = None
+    if child_level_dir is not None or os.environ.get("SOS_CHILDLEVEL_DIR", "").strip():
+        from .childlevel.pipeline import childlevel_dir  # imports pandas: only in that mode
+
+        cl_dir = childlevel_dir(child_level_dir)
+    key = panel_key(child_level_dir=cl_dir, strict=strict)
     if not force and _up_to_date(out_dir, key, PANEL_OUTPUTS):
         echo(f"panel up to date ({_rel(out_dir)}: inputs unchanged, key {key.value[:12]})")
         return False, []
@@ -326,7 +349,10 @@ def ensure_panel(out_dir: Path | None = None, *, force: bool = False,
         echo("panel inputs changed: " + "; ".join(changed_parts(old, key)))
     (out_dir / KEY_FILE).unlink(missing_ok=True)
     t0 = time.perf_counter()
-    written = build_panel_files(out_dir=out_dir)
+    written = build_panel_files(out_dir=out_dir, child_level_dir=cl_dir, strict=strict)
+    if cl_dir is None:  # public mode: no child-level table may be left from an earlier build
+        for name in ("childlevel_published.csv", "childlevel_validation.csv"):
+            (out_dir / name).unlink(missing_ok=True)
     write_stamp(out_dir / KEY_FILE, key)
     echo(f"panel built in {time.perf_counter() - t0:.1f} s into {_rel(out_dir)}")
     return True, written

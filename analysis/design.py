@@ -5,7 +5,9 @@ reads it and refuses, with a one-line :class:`~analysis.errors.DesignError`
 naming the file and the key, a design that
 
 - names an LA code absent from ``data/local_authorities.csv``;
-- names a measure the panel does not have (when ``known_measures`` is given);
+- names a measure the panel does not have (when ``known_measures`` is given;
+  an outcome with ``source: child_level`` must instead name a child-level
+  measure of :mod:`analysis.childlevel.aggregate`, which the public panel lacks);
 - has a date that does not parse, an unknown key, or a value of the wrong kind;
 - has a specification that changes an unknown setting;
 - leaves a treated LA without a pre-period (fewer than ``min_pre_years``
@@ -33,7 +35,13 @@ from .errors import DesignError
 
 DESIGN_PATH = DATA_DIR / "study_design.yaml"
 
-FAMILIES = ("timeliness", "rereferral", "escalation", "kinship_proxy", "context")
+FAMILIES = ("timeliness", "rereferral", "escalation", "kinship", "kinship_proxy", "context")
+#: Where an outcome's measure comes from: the published LA-level statistics, or
+#: child-level extracts (SSDA903, CIN census) in child-level mode
+#: (:mod:`analysis.childlevel.pipeline`). A child-level outcome's measure is not
+#: checked against the panel's measures (the public panel does not have it); the
+#: study runner skips it, with a note, when the panel lacks its column.
+SOURCES = ("public", "child_level")
 DIRECTIONS = ("lower_is_better", "higher_is_better", "none")
 #: Settings a specification may change, with the type each takes.
 SPEC_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -130,6 +138,7 @@ class Outcome:
     first_year: int
     last_year: int
     primary: bool
+    source: str = "public"
 
 
 @dataclass(frozen=True)
@@ -647,13 +656,20 @@ def load_design(path: Path | str = DESIGN_PATH, *,
     for i, o in enumerate(c.seq(top["outcomes"], "outcomes")):
         k = f"outcomes[{i}]"
         fields = ("id", "measure", "label", "family", "direction", "onset", "first_year", "last_year", "primary")
-        o = c.mapping(o, k, allowed=fields, required=fields)
+        o = c.mapping(o, k, allowed=fields + ("source",), required=fields)
+        source = c.choice(o.get("source", "public"), f"{k}.source", SOURCES)
         oid, measure = c.text(o["id"], f"{k}.id"), c.text(o["measure"], f"{k}.measure")
         if oid in ids:
             raise c.fail(f"{k}.id", f"duplicate outcome id {oid!r}")
         if measure in measures:
             raise c.fail(f"{k}.measure", f"measure {measure!r} is already an outcome")
-        if known is not None and measure not in known:
+        if source == "child_level":
+            from .childlevel.aggregate import MEASURES as CHILD_MEASURES
+
+            if measure not in CHILD_MEASURES:
+                raise c.fail(f"{k}.measure", f"unknown child-level measure {measure!r} (one of "
+                             f"analysis.childlevel.aggregate.MEASURES)")
+        if known is not None and measure not in known and source == "public":
             raise c.fail(f"{k}.measure", f"unknown measure {measure!r} (not a panel measure)")
         ids.add(oid)
         measures.add(measure)
@@ -665,7 +681,7 @@ def load_design(path: Path | str = DESIGN_PATH, *,
                                 c.choice(o["family"], f"{k}.family", FAMILIES),
                                 c.choice(o["direction"], f"{k}.direction", DIRECTIONS),
                                 c.choice(o["onset"], f"{k}.onset", onsets), first, last,
-                                c.boolean(o["primary"], f"{k}.primary")))
+                                c.boolean(o["primary"], f"{k}.primary"), source))
     if not outcomes:
         raise c.fail("outcomes", "no outcomes")
     min_pre = c.integer(top.get("min_pre_years", 1), "min_pre_years", low=1)

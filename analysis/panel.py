@@ -385,9 +385,18 @@ def write_atomically(files: dict[str, pd.DataFrame], out_dir: Path) -> list[Path
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def build_panel_files(out_dir: Path | None = None, progress: bool = True) -> list[Path]:
-    """Build the panel and write ``panel.csv``, ``measures.csv`` and companions."""
+def build_panel_files(out_dir: Path | None = None, progress: bool = True, *,
+                      child_level_dir: Path | None = None, strict: bool = False) -> list[Path]:
+    """Build the panel and write ``panel.csv``, ``measures.csv`` and companions.
+
+    With ``child_level_dir`` the child-level measures are merged in and the
+    protected child-level tables written (:mod:`analysis.childlevel.pipeline`).
+    """
     build = build_panel(progress=progress)
+    if child_level_dir is not None:
+        from .childlevel.pipeline import add_child_level
+
+        add_child_level(build, Path(child_level_dir), strict=strict)
     return write_atomically(build.files, Path(out_dir) if out_dir else PROCESSED_DIR)
 
 

@@ -82,10 +82,23 @@ def result(name: str) -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def design():
-    """The study design (validated)."""
+    """The study design (validated), as the book shows it.
+
+    A child-level outcome (``source: child_level``) is shown only when the
+    results hold its estimates (the report was built on child-level data);
+    otherwise the book is that of the public design.
+    """
+    import dataclasses
+
     from .design import load_design
 
-    return load_design()
+    d = load_design()
+    if any(o.source == "child_level" for o in d.outcomes):
+        path = RESULTS_FOLDER / "estimates.csv"
+        have = set(pd.read_csv(path, usecols=["outcome"])["outcome"]) if path.exists() else set()
+        d = dataclasses.replace(d, outcomes=tuple(o for o in d.outcomes
+                                                  if o.source == "public" or o.id in have))
+    return d
 
 
 def la_names() -> dict[str, str]:

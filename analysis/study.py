@@ -17,6 +17,8 @@ numbers; runs are independent and are spread over the machine's cores.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import os
 import sys
@@ -341,6 +343,16 @@ def run_study(panel_path: Path | None = None, design_path: Path | None = None, *
     design_path = Path(design_path or DESIGN_PATH)
     panel = load_panel(panel_path)
     design = load_design(design_path, known_measures=set(panel.columns))
+    # Child-level outcomes (source: child_level) run only on a panel built in
+    # child-level mode; otherwise they are left out with a note, so the public
+    # results are exactly those of a design without them.
+    absent = [o for o in design.outcomes if o.source == "child_level" and o.measure not in panel.columns]
+    skipped = [dict(outcome=o.id, specification="", note=(
+        f"not estimated: child-level outcome whose measure {o.measure} is not in the panel "
+        "(build the panel with child-level data: python -m analysis data --child-level DIR)"))
+        for o in absent if outcomes is None or o.id in outcomes]
+    if absent:
+        design = dataclasses.replace(design, outcomes=tuple(o for o in design.outcomes if o not in absent))
     runs = [r for r in plan_runs(design) if outcomes is None or r.outcome in outcomes]
     workers = workers or min(4, os.cpu_count() or 1)
     outputs: dict[Run, RunOutput] = {}
@@ -380,7 +392,7 @@ def run_study(panel_path: Path | None = None, design_path: Path | None = None, *
     return StudyResults(estimates=estimates, evidence=grade_outcomes(design, estimates, diagnostics),
                         event_study=cat("event_study"), group_time=cat("group_time"),
                         pairs=cat("pairs"), balance=cat("balance"), trends=cat("trends"),
-                        notes=pd.DataFrame([n for o in ordered for n in o.notes],
+                        notes=pd.DataFrame([n for o in ordered for n in o.notes] + skipped,
                                            columns=["outcome", "specification", "note"]))
 
 

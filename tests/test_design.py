@@ -91,7 +91,9 @@ def test_real_design_outcomes_and_specs(design):
     assert set(design.specifications) >= {"main", "exclude_similar_models", "wave2_onset",
                                           "no_covid", "leave_one_out", "k1", "k2", "k5"}
     assert design.spec("leave_one_out").leave_one_out
-    assert design.deviations == ()
+    # The log records every change made after results were first seen.
+    assert [d.date.isoformat() for d in design.deviations] == ["2026-11-26"]
+    assert "kinship_care" in design.deviations[0].change
     assert design.evidence.thresholds["max_smd"].value == 0.25
     assert design.inference.wild_bootstrap.draws == 9999
     assert design.inference.randomization.draws == 5000

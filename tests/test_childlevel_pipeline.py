@@ -1,0 +1,266 @@
+"""Child-level mode end to end: synthetic SSDA903 extracts -> panel -> study, with disclosure control.
+
+The records come from :func:`analysis.childlevel.synthetic.generate_903` for every
+LA of the public panel, with the real public panel as context (matching
+variables), and a planted effect: from its first treated year (the design's
+wave-1 onset) each pilot's probability that a placement is kinship foster care
+(U1-U3) is 0.13 lower; every LA has its own constant base share (0.17 plus
+noise), the same in every year.
+
+What the planted effect is on each measure. On the share of children looked
+after at 31 March in U1-U3 (``kinship_cla``) it is -0.13 (less a little in the
+first treated year, when some children at 31 March were placed before it). The
+design's outcome, ``poc_kinship_pct`` (the 2021 evaluation's periods-of-care
+measure), counts a period as kinship when *any* of its care-order episodes in
+the first 365 days is a kinship placement, a P1 placement or ends in an SGO,
+so a drop of 0.13 in the per-placement probability moves it by a different
+amount. The test measures that amount exactly: the generator draws every
+attribute before applying the shares, so the same seed without the effect gives
+the same children with the same episodes, differing only in the placements the
+effect changed (the counterfactual world). The true effect on the outcome is
+the mean over the pilots' post-period LA-years of (treated world - counterfactual
+world), and the study's estimate must find it.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import ROOT
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("SOS_DATA_MIRROR") and not (ROOT / "data" / "raw").exists(),
+    reason="real public data not available: set SOS_DATA_MIRROR")
+
+N_CHILDREN = 250_000          # about 130 periods of care per LA-year under a care order
+YEARS = range(2013, 2026)
+EFFECT = -0.13
+SEED = 20250401
+
+
+def _copy(build):
+    import dataclasses
+
+    return dataclasses.replace(build, files=dict(build.files))
+
+
+def _shares(las, treated, rng):
+    base = {la: float(np.clip(0.17 + rng.normal(0, 0.03), 0.08, 0.30)) for la in las}
+    planted = {la: {y: base[la] + (EFFECT if la in treated and y >= treated[la] else 0.0)
+                    for y in YEARS} for la in las}
+    counterfactual = {la: {y: base[la] for y in YEARS} for la in las}
+    return planted, counterfactual
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from analysis.childlevel.synthetic import generate_903, write_903_csv
+    from analysis.design import load_design
+    from analysis.panel import build_panel
+
+    public = build_panel()
+    design = load_design()
+    treated = design.treated("kinship_care")
+    counts = public.panel.groupby("la_code")["year"].nunique()
+    las = sorted(counts[counts == counts.max()].index)      # LAs present in every panel year
+    planted, counterfactual = _shares(las, treated, np.random.default_rng(7))
+    header, episodes = generate_903(N_CHILDREN, las, YEARS, SEED, planted)
+    _, episodes_cf = generate_903(N_CHILDREN, las, YEARS, SEED, counterfactual)
+    folder = tmp_path_factory.mktemp("childlevel")
+    (folder / "903").mkdir()
+    write_903_csv(header, folder / "903" / "header.csv", with_la_year=True)
+    write_903_csv(episodes, folder / "903" / "episodes.csv", with_la_year=True)
+    return dict(public=public, design=design, treated=treated, las=las, folder=folder,
+                episodes=episodes, episodes_cf=episodes_cf,
+                out=tmp_path_factory.mktemp("processed"), results=tmp_path_factory.mktemp("results"))
+
+
+@pytest.fixture(scope="module")
+def built(world, monkeypatch_module):
+    """The data stage in child-level mode, run through the CLI's entry (ensure_panel)."""
+    from analysis.build import ensure_panel
+
+    monkeypatch_module.setattr("analysis.panel.build_panel", lambda progress=False: _copy(world["public"]))
+    ensure_panel(out_dir=world["out"], child_level_dir=world["folder"], force=True, echo=lambda *a: None)
+    return world["out"]
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def study(world, built):
+    from analysis.study import run_study
+
+    return run_study(panel_path=built / "panel.csv", outcomes=["kinship_care"], progress=False)
+
+
+def _true_att(world) -> float:
+    """Mean over the pilots' post-period LA-years of treated-world minus counterfactual poc %."""
+    from analysis.childlevel.aggregate import to_panel_measures
+
+    d, o = world["design"], world["design"].outcome("kinship_care")
+    a = to_panel_measures(world["episodes"]).set_index(["la_code", "year"])["poc_kinship_pct"]
+    b = to_panel_measures(world["episodes_cf"]).set_index(["la_code", "year"])["poc_kinship_pct"]
+    diff = (a - b).reset_index(name="d")
+    first = diff["la_code"].map(world["treated"])
+    post = first.notna() & (diff["year"] >= first) & diff["year"].between(o.first_year, o.last_year)
+    return float(diff.loc[post, "d"].mean())
+
+
+def test_panel_gets_child_level_columns_and_definitions(world, built):
+    panel = pd.read_csv(built / "panel.csv")
+    public_cols = list(world["public"].panel.columns)
+    assert list(panel.columns[: len(public_cols)]) == public_cols      # public columns untouched
+    assert {"poc_kinship_pct", "cla_kinship_pct", "foster_kinship_pct"} <= set(panel.columns)
+    measures = pd.read_csv(built / "measures.csv")
+    row = measures.set_index("name").loc["poc_kinship_pct"]
+    assert row["source_ids"] == "child_level" and "periods of care" in row["definition"].lower()
+    validation = pd.read_csv(built / "childlevel_validation.csv")
+    assert list(validation.columns[:3]) == ["rule", "child", "field"]
+    assert validation.empty                       # the generator writes valid returns
+
+
+def test_study_finds_the_planted_kinship_effect(world, study):
+    est = study.estimates
+    main = est[(est["outcome"] == "kinship_care") & (est["specification"] == "main")
+               & (est["estimator"] == "twfe")].set_index("inference")
+    att = _true_att(world)
+    # A drop of 13 points in the placement probability is a drop of more than 13 in
+    # the share of periods with any kinship placement (several episodes per period).
+    assert att < -13
+    # Tolerance: about 130 periods per LA-year give a binomial SE per cell of about
+    # 4.4 points; the DiD contrasts 10-11 pilots' 2 pre-years (about 22 cells) and
+    # their 22 comparators' 12 years, SE about 4.4 * sqrt(1/22 + 1/44 + 1/110 + 1/260)
+    # = 1.3 points. 4 points is 3 SE.
+    assert abs(main.loc["cluster", "estimate"] - att) < 4.0, (main.loc["cluster", "estimate"], att)
+    wb = main.loc["wild_bootstrap"]
+    assert wb["ci_high"] < 0                      # the interval excludes zero
+    print(f"\nkinship_care: estimate {wb['estimate']:.2f} pp, true ATT {att:.2f} pp, "
+          f"wild bootstrap 95% CI {wb['ci_low']:.2f} to {wb['ci_high']:.2f}")
+
+
+def test_child_level_lpm_finds_the_planted_effect(world, study):
+    """The child-level LPM (one row per period of care) finds the effect too."""
+    from analysis.childlevel.did import child_lpm_did
+    from analysis.childlevel.outcomes import kinship_periods_of_care
+
+    o = world["design"].outcome("kinship_care")
+    poc = kinship_periods_of_care(world["episodes"])
+    poc = poc[poc["year"].between(o.first_year, o.last_year)].copy()
+    poc["first_treated"] = poc["la"].map(world["treated"]).fillna(0).astype(int)
+    res = child_lpm_did(poc, "kinship_poc", "la", "year", "first_treated")
+    att = _true_att(world) / 100
+    # All LAs (not only matched ones), weighted by periods: SE about 0.01 (res.se);
+    # 0.03 is 3 SE. The planted -0.13 per placement is about -0.15 per period.
+    assert abs(res.estimate - att) < 0.03, (res, att)
+    assert res.ci[1] < 0
+    print(f"\nchild-level LPM: {res.estimate:.3f} (SE {res.se:.3f}), true ATT {att:.3f}")
+
+
+def test_published_tables_pass_disclosure_and_resist_recovery(world, built):
+    from analysis.childlevel.pipeline import protect_counts, published_table
+    from analysis.childlevel.aggregate import tidy_measures
+    from analysis.disclosure import assert_publishable, load_settings, recover_suppressed
+
+    published = pd.read_csv(built / "childlevel_published.csv", dtype=str)
+    assert set(published["measure"]) >= {"poc_kinship_pct", "cla_kinship_pct"}
+    # no count between 1 and threshold - 1 is shown anywhere in the published file
+    threshold = load_settings().threshold
+    for col in ("numerator", "rest", "denominator"):
+        shown = pd.to_numeric(published[col], errors="coerce")
+        assert not shown.between(1, threshold - 1).any(), col
+    # Small cells: the synthetic LAs are large, so also protect a version with
+    # small LA-years (a tenth of the children of a few LAs) to exercise suppression.
+    tidy = tidy_measures(world["episodes"])
+    small = tidy[tidy["la_code"].isin(world["las"][:6])].copy()
+    small[["numerator", "denominator"]] = (small[["numerator", "denominator"]] // 40)
+    protected = protect_counts(small)
+    assert_publishable(protected)
+    pub = published_table(protected)
+    assert (pub[["numerator", "rest", "denominator"]] == "c").to_numpy().any()
+    assert (pub.loc[(pub[["numerator", "denominator"]] == "c").any(axis=1), "value"] == "c").all()
+    settings = load_settings()
+    bounds = recover_suppressed(protected)
+    assert bounds
+    for (table, row, col), (lo, hi) in bounds.items():
+        # the attacker cannot pin a withheld cell below the threshold
+        assert hi >= settings.threshold and hi - lo >= settings.protection_level or lo >= settings.threshold, \
+            (table, row, col, lo, hi)
+
+
+def test_strict_validation_stops_with_one_line(world, tmp_path):
+    folder = tmp_path / "bad"
+    (folder / "E09000005" / "2019").mkdir(parents=True)
+    (folder / "E09000005" / "2019" / "header.csv").write_text(
+        "CHILD,SEX,DOB,ETHNIC,UPN,MOTHER,MC_DOB\nA1,1,01/01/2010,WBRI,,,\n")
+    (folder / "E09000005" / "2019" / "episodes.csv").write_text(
+        "CHILD,DECOM,RNE,LS,CIN,PLACE,PLACE_PROVIDER,DEC,REC,REASON_PLACE_CHANGE,HOME_POST,PL_POST,URN\n"
+        "A1,01/05/2018,S,C2,N1,ZZ,PR1,,,,,,\n")
+    env = {**os.environ, "SOS_CHILDLEVEL_DIR": str(folder)}
+    r = subprocess.run([sys.executable, "-m", "analysis", "data", "--strict", "--out",
+                        str(tmp_path / "out")], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "PLACE" in r.stderr, r.stderr
+
+
+def test_public_outputs_unchanged_without_child_level(world, tmp_path, monkeypatch):
+    """Unset SOS_CHILDLEVEL_DIR: the public panel and results are byte-identical."""
+    from analysis.build import ensure_panel
+    from analysis.panel import write_atomically
+    from analysis.study import run_study, write_results
+
+    monkeypatch.delenv("SOS_CHILDLEVEL_DIR", raising=False)
+    monkeypatch.setattr("analysis.panel.build_panel", lambda progress=False: _copy(world["public"]))
+    (tmp_path / "a").mkdir()
+    ensure_panel(out_dir=tmp_path / "a", force=True, echo=lambda *a: None)
+    write_atomically(world["public"].files, tmp_path / "b")  # the public stage as it was
+    for name in sorted(p.name for p in (tmp_path / "b").glob("*.csv")):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert not (tmp_path / "a" / "childlevel_published.csv").exists()
+    # The study on the public panel skips the child-level outcome with a note, and
+    # the estimates are byte-identical to those of the design without it.
+    design = ROOT / "data" / "study_design.yaml"
+    text = design.read_text(encoding="utf-8")
+    start = text.index("  # Kinship care as the 2021 evaluation")
+    end = text.index("\n# Fewest pre-period years")
+    without = tmp_path / "design_without.yaml"
+    without.write_text(text[:start].rstrip("\n") + "\n" + text[end:], encoding="utf-8")
+    panel = tmp_path / "a" / "panel.csv"
+    res = run_study(panel_path=panel, outcomes=["kinship_care", "sgo_exits"], progress=False)
+    ref = run_study(panel_path=panel, design_path=without, outcomes=["sgo_exits"], progress=False)
+    assert set(res.estimates["outcome"]) == {"sgo_exits"}
+    assert res.notes["note"].str.contains("poc_kinship_pct").any()
+    write_results(res, tmp_path / "with")
+    write_results(ref, tmp_path / "without")
+    assert (tmp_path / "with" / "estimates.csv").read_bytes() == \
+        (tmp_path / "without" / "estimates.csv").read_bytes()
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("    source: child_level", "    source: secure", "is not one of"),
+    ("    measure: poc_kinship_pct", "    measure: poc_kinship_rate", "unknown child-level measure"),
+])
+def test_design_validates_the_outcome_source(tmp_path, old, new, message):
+    from analysis.design import load_design
+    from analysis.errors import DataError
+
+    text = (ROOT / "data" / "study_design.yaml").read_text(encoding="utf-8")
+    assert old in text
+    bad = tmp_path / "design.yaml"
+    bad.write_text(text.replace(old, new), encoding="utf-8")
+    with pytest.raises(DataError, match=message):
+        load_design(bad)
+    public_cols = set(pd.read_csv(ROOT / "data" / "processed" / "panel.csv", nrows=0).columns)
+    d = load_design(known_measures=public_cols)
+    assert d.outcome("kinship_care").source == "child_level"   # not refused by the public panel

@@ -642,6 +642,20 @@ def glue_profiles() -> None:
     glue_md("profiles_k", _words(d.matching.k))
 
 
+def _withheld_years(rows: pd.DataFrame, measure: str) -> list[int]:
+    """Years of ``rows`` (one LA) whose child-level ``measure`` is withheld (``c``) in
+    ``childlevel_published.csv``; empty in public mode."""
+    from .report import PROCESSED_DIR
+
+    path = Path(PROCESSED_DIR) / "childlevel_published.csv"
+    if not path.exists() or rows.empty:
+        return []
+    from .childlevel.pipeline import _published, withheld_marks
+
+    marks = withheld_marks(rows, _published(Path(PROCESSED_DIR)), measure)
+    return sorted(int(y) for y in rows.loc[marks == "c", "year"])
+
+
 def profile_figure(la_code: str, outcomes: Sequence | None = None, *, panel: pd.DataFrame | None = None,
                    pairs: pd.DataFrame | None = None, design=None, ncols: int = 2) -> Figure:
     """Small multiples of one pilot's series against its comparators' mean, one panel per outcome.
@@ -706,6 +720,10 @@ def profile_figure(la_code: str, outcomes: Sequence | None = None, *, panel: pd.
                         **F.GROUP_STYLES["comparators"])
             ax.plot(own["year"].to_numpy(int), own[o.measure].to_numpy(float), gid="pilot",
                     **F.GROUP_STYLES["pilots"])
+            for yr in _withheld_years(own, o.measure):
+                # child-level mode: the pilot's rate is withheld (its count is suppressed)
+                ax.text(yr, 0.02, "c", transform=ax.get_xaxis_transform(), ha="center",
+                        va="bottom", color=F.DARK_GREY, fontsize=8, gid=f"withheld:{yr}")
             first = d.treated(o).get(la_code)
             if first is not None:
                 ax.axvline(first - 0.5, color=F.DARK_GREY, linestyle=(0, (4, 3)), linewidth=1,

@@ -591,7 +591,17 @@ def _tee_subprocess(cmd: list[str], log, echo_output: bool = True) -> int:
 
 
 def build_book(*, force: bool = False, quiet: bool = False, echo=print) -> int:
-    """Build ``_build/html`` safely, skipping the build when its key is unchanged."""
+    """Build ``_build/html`` safely, skipping the build when its key is unchanged.
+
+    In child-level mode (``childlevel_published.csv`` in ``data/processed``) every
+    table the book reads is checked first
+    (:func:`analysis.childlevel.pipeline.publishable_results`); a failure raises
+    DataError (exit status 2) and nothing is built.
+    """
+    if (PROCESSED_DIR / "childlevel_published.csv").exists():
+        from .childlevel.pipeline import publishable_results  # imports pandas: only in that mode
+
+        publishable_results(RESULTS_DIR, PROCESSED_DIR)
     key = book_key()
     html = HTML_DIR
     old = read_stamp(html / BOOK_KEY_FILE)

@@ -22,7 +22,13 @@ def processed(name: str, folder: Path = PROCESSED_DIR) -> pd.DataFrame:
     path = Path(folder) / f"{name}.csv"
     if not path.exists():
         raise DataError("not built yet: run `python -m analysis data`", file=str(path))
-    return pd.read_csv(path, dtype={"old_la_code": str, "la_code": str}, keep_default_na=True)
+    df = pd.read_csv(path, dtype={"old_la_code": str, "la_code": str}, keep_default_na=True)
+    if name == "panel" and (Path(folder) / "childlevel_published.csv").exists():
+        # Child-level mode: a per-LA child-level rate whose count is withheld is never shown.
+        from .childlevel.pipeline import _child_measures, _published, mask_suppressed
+
+        df = mask_suppressed(df, _published(Path(folder)), _child_measures(Path(folder)))
+    return df
 
 
 def sources_table() -> pd.DataFrame:

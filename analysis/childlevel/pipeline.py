@@ -57,6 +57,14 @@ child). Their only count columns, ``n_treated`` and ``n_comparison``, count
 *local authorities*, not children, and the matched pairs name LAs, which are
 public. An output checker should still review them, as the ONS Secure
 Research Service requires for every output.
+
+Before the book is built in child-level mode, :func:`publishable_results`
+checks every table it reads (``childlevel_published.csv``, the panel as the
+book sees it, ``results/*.csv``; see :func:`results_problems`) and
+:func:`analysis.build.build_book` refuses to build (DataError, exit status 2)
+when one fails. The book never shows a per-LA child-level rate whose count is
+withheld: :func:`analysis.report.processed` blanks it (:func:`mask_suppressed`)
+and the pilot profiles mark its year ``c``.
 """
 from __future__ import annotations
 
@@ -280,3 +288,167 @@ def add_child_level(build, folder: Path, *, strict: bool = False) -> None:
     build.files[VALIDATION_FILE] = validation
     build.files[PUBLISHED_FILE] = published
     build.childlevel = dict(tidy=tidy, protected=protected, validation=validation)
+
+
+# --------------------------------------------------------------------------- what the book reads
+#: Results columns that would hold counts of children (never written today; refused
+#: unless every value is 0, at least the threshold, or the token ``c``).
+CHILD_COUNT_COLUMNS = re.compile(
+    r"^(numerator|denominator|rest|count|n_children|children|n_periods|periods|n_episodes|episodes)$")
+#: Columns of the results that count local authorities or LA-years, not children.
+LA_COUNT_COLUMNS = ("n_las", "n_treated", "n_comparison", "n_control", "n_obs", "n_sensitivity",
+                    "rank")
+
+
+def _published(processed_dir: Path) -> pd.DataFrame | None:
+    path = Path(processed_dir) / PUBLISHED_FILE
+    if not path.exists():
+        return None
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _child_measures(processed_dir: Path) -> list[str]:
+    path = Path(processed_dir) / "measures.csv"
+    if not path.exists():
+        return []
+    m = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return sorted(m.loc[m.get("source_ids", pd.Series(dtype=str)) == "child_level", "name"])
+
+
+def mask_suppressed(panel: pd.DataFrame, published: pd.DataFrame | None,
+                    measures: list[str] | None = None) -> pd.DataFrame:
+    """The panel as the book may show it: a child-level rate is blank where it is withheld.
+
+    For every measure of ``childlevel_published.csv`` that is a column of the
+    panel, the LA-year's value is set to missing (the figures draw a gap; the
+    tables show ``c`` through :func:`withheld_marks`) unless the published file
+    shows a value for that LA-year: a rate whose count is suppressed (``c``),
+    and an LA-year the published file does not hold, are never shown. Child-level
+    measures not in the published file (``measures``) are blanked entirely.
+    """
+    if published is None:
+        return panel
+    panel = panel.copy()
+    keys = panel["la_code"].astype(str) + "|" + panel["year"].astype(str)
+    for measure, g in published.groupby("measure"):
+        if measure not in panel.columns:
+            continue
+        shown = set((g["la_code"] + "|" + g["year"].astype(str))[g["value"].ne("c") & g["value"].ne("")])
+        panel.loc[~keys.isin(shown), measure] = np.nan
+    for measure in measures or []:
+        if measure in panel.columns and measure not in set(published["measure"]):
+            panel[measure] = np.nan
+    return panel
+
+
+def withheld_marks(panel: pd.DataFrame, published: pd.DataFrame | None, measure: str) -> pd.Series:
+    """``"c"`` for each row of ``panel`` whose ``measure`` is withheld in the published file, else ``""``."""
+    out = pd.Series("", index=panel.index)
+    if published is None or measure not in set(published["measure"]):
+        return out
+    g = published[published["measure"] == measure]
+    withheld = set((g["la_code"] + "|" + g["year"].astype(str))[g["value"] == "c"])
+    keys = panel["la_code"].astype(str) + "|" + panel["year"].astype(str)
+    out[keys.isin(withheld)] = "c"
+    return out
+
+
+def results_problems(results_dir: Path, processed_dir: Path, *, settings=None) -> list[str]:
+    """Every reason the tables the book reads in child-level mode may not be published.
+
+    Empty in public mode (no ``childlevel_published.csv``). Checked, per table:
+
+    * ``childlevel_published.csv``: its columns; no count (numerator, rest,
+      denominator) from 1 to threshold - 1; the rate withheld (``c``) wherever a
+      count behind it is. These counts are the only child counts the book shows.
+    * ``panel.csv`` as the book reads it (:func:`mask_suppressed`, applied by
+      :func:`analysis.report.processed`): no child-level LA-year rate shown where
+      its count is suppressed, nor for an LA-year the published file lacks. The
+      pilot profiles and any per-LA series draw from this view.
+    * ``results/*.csv``: no column of child counts (:data:`CHILD_COUNT_COLUMNS`)
+      with a value from 1 to threshold - 1; in ``trends.csv`` no group mean of a
+      child-level outcome over a single LA (that would be one LA's rate).
+
+    Why the other results columns need no suppression: ``trends.csv`` group
+    means, ``balance.csv`` means and standardised differences, and the
+    coefficients, standard errors, intervals and p-values of ``estimates.csv``,
+    ``event_study.csv`` and ``group_time.csv`` are each an average (or a
+    regression function) over at least one LA's whole population of periods in
+    several years, not a count of a small cell of children; the child counts
+    behind them are published only through ``childlevel_published.csv``, which
+    is protected. Their count columns (:data:`LA_COUNT_COLUMNS`) count local
+    authorities or LA-years, and ``matched_pairs.csv`` names LAs (public) with
+    matching distances computed on public variables.
+    """
+    from ..disclosure import load_settings
+
+    processed_dir, results_dir = Path(processed_dir), Path(results_dir)
+    published = _published(processed_dir)
+    if published is None:
+        return []
+    st = settings or load_settings()
+    problems: list[str] = []
+    if list(published.columns) != PUBLISHED_COLUMNS:
+        return [f"{PUBLISHED_FILE}: columns {list(published.columns)}, expected {PUBLISHED_COLUMNS}"]
+
+    def small(values: pd.Series) -> pd.Series:
+        num = pd.to_numeric(values.replace({"c": None, "": None}), errors="coerce")
+        if not st.suppress_zeros:
+            return num.between(1, st.threshold - 1)
+        return num.between(0, st.threshold - 1)
+
+    for col in ("numerator", "rest", "denominator"):
+        bad = small(published[col])
+        if bad.any():
+            r = published[bad].iloc[0]
+            problems.append(f"{PUBLISHED_FILE}: {col} {r[col]} of {r['measure']} for {r['la_code']} "
+                            f"{r['year']} is below the disclosure threshold {st.threshold}")
+    hidden = published[["numerator", "rest", "denominator"]].eq("c").any(axis=1) & published["value"].ne("c")
+    if hidden.any():
+        r = published[hidden].iloc[0]
+        problems.append(f"{PUBLISHED_FILE}: rate of {r['measure']} for {r['la_code']} {r['year']} "
+                        "is shown though a count behind it is withheld")
+
+    panel_path = processed_dir / "panel.csv"
+    if panel_path.exists():
+        raw = pd.read_csv(panel_path, dtype={"la_code": str})
+        view = mask_suppressed(raw, published, _child_measures(processed_dir))
+        for measure, g in published.groupby("measure"):
+            if measure not in view.columns:
+                continue
+            marks = withheld_marks(view, published, measure)
+            leak = (marks == "c") & view[measure].notna()
+            if leak.any():
+                r = view[leak].iloc[0]
+                problems.append(f"panel.csv: {measure} for {r['la_code']} {r['year']} is shown though "
+                                f"its count is withheld in {PUBLISHED_FILE}")
+
+    child_outcomes: set[str] = set()
+    try:
+        from ..design import load_design
+
+        d = load_design()
+        child_outcomes = {o.id for o in d.outcomes if getattr(o, "source", None) == "child_level"}
+    except Exception:  # noqa: BLE001 - no design: check the counts only
+        pass
+    for path in sorted(results_dir.glob("*.csv")):
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        for col in df.columns:
+            if CHILD_COUNT_COLUMNS.match(col) and small(df[col]).any():
+                problems.append(f"{path.name}: column {col} holds a count of children below the "
+                                f"disclosure threshold {st.threshold}")
+        if path.name == "trends.csv" and {"outcome", "n_las"} <= set(df.columns):
+            one = df["outcome"].isin(child_outcomes) & (pd.to_numeric(df["n_las"], errors="coerce") < 2)
+            if one.any():
+                r = df[one].iloc[0]
+                problems.append(f"trends.csv: the {r.get('group', '')} mean of {r['outcome']} in "
+                                f"{r.get('year', '')} is over one LA (a single LA's child-level rate)")
+    return problems
+
+
+def publishable_results(results_dir: Path, processed_dir: Path, *, settings=None) -> None:
+    """Raise DataError (one line, the first problem) unless :func:`results_problems` is empty."""
+    problems = results_problems(results_dir, processed_dir, settings=settings)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DataError(f"not publishable: {problems[0]}{more}", file=str(processed_dir))

@@ -32,6 +32,7 @@ import yaml
 
 from . import DATA_DIR, ROOT
 from .errors import DesignError
+from .errors import relative_path as _rel
 
 DESIGN_PATH = DATA_DIR / "study_design.yaml"
 
@@ -440,11 +441,6 @@ class StudyDesign:
 
 # ---------------------------------------------------------------- loading
 
-def _rel(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
 
 
 class _Checker:

@@ -1,6 +1,8 @@
 """Errors the pipeline raises for bad input, and how the CLI reports them."""
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class DataError(Exception):
     """Bad or missing input: a one-line message naming file, column and row.
@@ -28,3 +30,13 @@ class DataError(Exception):
 
 class DesignError(DataError):
     """The study design file is inconsistent (unknown LA, measure, impossible design)."""
+
+
+def relative_path(path: str | Path) -> str:
+    """A path relative to the repository root for messages (as given when outside it)."""
+    from . import ROOT
+
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from . import DATA_DIR, ROOT
 from .errors import DataError
+from .errors import relative_path as _rel
 
 MANIFEST_PATH = DATA_DIR / "manifest.csv"
 MANIFEST_COLUMNS = ["id", "path", "title", "publisher", "release", "licence",
@@ -96,11 +97,6 @@ def rewrite_url(url: str, base_url: str | None) -> str:
     return urlunsplit((base.scheme, base.netloc, base.path + parts.path, parts.query, ""))
 
 
-def _rel(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
 
 
 def _verify_into_cache(src: Source, tmp: Path, origin: str) -> Path:

@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from analysis.book import toc_files
+
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ROOT / "chapters"
 # SOS_BUILD_DIR: check a book built elsewhere (jupyter-book build --path-output DIR -> DIR/_build)
@@ -352,25 +354,10 @@ def test_scanner_reports_file_and_line(tmp_path):
 # Citations and table of contents
 # ---------------------------------------------------------------------------
 
-def _toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                files.append(node["file"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-    walk(toc.get("parts", toc.get("chapters", [])))
-    return files
 
 
 def test_toc_files_exist():
-    missing = [f for f in _toc_files() if not any((ROOT / (f + ext)).exists() for ext in ("", ".md", ".ipynb"))]
+    missing = [f for f in toc_files() if not any((ROOT / (f + ext)).exists() for ext in ("", ".md", ".ipynb"))]
     assert not missing, f"_toc.yml names files that do not exist: {missing}"
 
 
@@ -452,7 +439,7 @@ def _norm(s: str) -> str:
 
 def _titles() -> list[str]:
     titles = []
-    for f in _toc_files():
+    for f in toc_files():
         src = ROOT / (f + ".md")
         if not src.exists():
             continue
@@ -464,7 +451,7 @@ def _titles() -> list[str]:
 
 
 def test_pdf_page_count_in_range(pdf_text):
-    n_docs = len(_toc_files())
+    n_docs = len(toc_files())
     # every chapter starts on a new page; a chapter over 30 pages means the
     # print layout broke (a table or figure spilling page after page).
     assert n_docs <= len(pdf_text) <= 30 * n_docs, (
@@ -513,5 +500,5 @@ def test_book_builds_clean(tmp_path):
     warnings = [ln for ln in log.splitlines() if "WARNING:" in ln and "[IPKernelApp]" not in ln]
     assert not warnings, warnings[:20]
     html = tmp_path / "_build" / "html"
-    for f in _toc_files():
+    for f in toc_files():
         assert (html / (f + ".html")).exists(), f"{f}.html not built"

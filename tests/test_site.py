@@ -32,7 +32,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
-from analysis.book import dump_dom, find_chromium, screenshot
+from analysis.book import dump_dom, find_chromium, screenshot, toc_files
 
 pytestmark = pytest.mark.browser
 
@@ -246,26 +246,11 @@ def test_every_page_renders_cleanly(doms):
     assert not report, f"{len(report)} problem(s) on the built site:\n" + "\n".join(report)
 
 
-def _toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                files.append(node["file"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-    walk(toc.get("parts", toc.get("chapters", [])))
-    return files
 
 
 def test_every_toc_page_was_built(doms):
     built = {p.relative_to(HTML).with_suffix("").as_posix() for p in doms}
-    missing = [f for f in _toc_files() if f not in built]
+    missing = [f for f in toc_files() if f not in built]
     assert not missing, f"chapters in _toc.yml with no built page: {missing}"
 
 

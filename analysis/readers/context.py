@@ -80,6 +80,7 @@ import pandas as pd
 
 from .. import ROOT
 from ..errors import DataError
+from ..errors import relative_path as _rel
 from ..geography import current_la_codes, la_register
 from ..sources import fetch
 from .common import read_csv_text, require_columns, parse_values, tidy_frame
@@ -127,12 +128,6 @@ def _resolve(path: PathOrFetch, source_id: str) -> Path:
     return Path(path)
 
 
-def _rel(path: Path) -> str:
-    """Path relative to the repository (or as given) for messages."""
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
 
 
 def read_mye5(path: PathOrFetch = None, *, source_id: str = "ons_mye23") -> pd.DataFrame:

@@ -48,6 +48,7 @@ import pandas as pd
 
 from .. import DATA_DIR, ROOT
 from ..errors import DataError
+from ..errors import relative_path as _rel
 from ..geography import current_la_codes, la_register
 from ..sources import fetch
 from .common import read_csv_text, require_columns, tidy_frame
@@ -88,11 +89,6 @@ INSPECTION_COLUMNS = ["la_code", "la_name", "framework", "inspection_type", "pub
                       "overall", "overall_code", "source_id", "row"]
 
 
-def _rel(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
 
 
 def normalise_judgement(label: str, *, file: str, column: str, row: int) -> str:

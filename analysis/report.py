@@ -72,7 +72,8 @@ INFERENCE_LABELS = {
     "analytic": "Analytic (influence function)",
 }
 ESTIMATOR_LABELS = {"twfe": "Matched DiD (two-way fixed effects)",
-                    "staggered": "Staggered adoption (Callaway and Sant'Anna)"}
+                    "staggered": "Staggered adoption (Callaway and Sant'Anna)",
+                    "child_lpm": "Child-level linear probability model (LA and year effects)"}
 GRADE_WORDS = {"no": "no evidence", "low": "low strength evidence",
                "moderate": "moderate strength evidence", "high": "high strength evidence"}
 
@@ -228,6 +229,23 @@ class Findings:
                 f"by {change} (95% interval {interval}; {fmt_p(e['primary_p'])}, "
                 f"the larger of the wild bootstrap and randomization p-values).")
 
+    def child_level_comparison(self) -> str:
+        """A sentence setting the child-level LPM beside the LA-level estimate ('' if none)."""
+        lpm = self.main[self.main["estimator"] == "child_lpm"]
+        if lpm.empty:
+            return ""
+        r, e = lpm.iloc[0], self.evidence
+        unit = f" {self.unit}" if self.unit else ""
+        return (f"A child-level model like the published evaluation's, a linear probability "
+                f"model with one row per child record, LA and year effects and standard errors "
+                f"clustered by LA, fitted on the same matched LAs and years (each record weighted "
+                f"by its LA's matching weight), gives {fmt(r['estimate'], 1, signed=True)}{unit} "
+                f"(95% interval {fmt(r['ci_low'])} to {fmt(r['ci_high'])}; {fmt_p(r['p_value'])}), "
+                f"against {fmt(e['estimate'], 1, signed=True)}{unit} from the LA-level analysis. "
+                f"The two differ in weighting: the child-level model gives each LA-year weight "
+                f"in proportion to its number of records, the LA-level model the same weight "
+                f"to every LA-year.")
+
     def glue(self) -> None:
         """Glue this outcome's numbers and sentences under keys prefixed by its id."""
         e, k = self.evidence, self.id
@@ -255,7 +273,7 @@ class Findings:
     def headline_table(self) -> pd.DataFrame:
         """Main-specification estimates under each inference method."""
         rows = []
-        for _, r in self.main[self.main["estimator"].isin(["twfe", "staggered"])].iterrows():
+        for _, r in self.main[self.main["estimator"].isin(["twfe", "staggered", "child_lpm"])].iterrows():
             rows.append({"Estimator": ESTIMATOR_LABELS[r["estimator"]],
                          "Inference": INFERENCE_LABELS.get(r["inference"], r["inference"]),
                          f"Estimate ({self.unit})" if self.unit else "Estimate": fmt(r["estimate"], 2, True),
@@ -363,6 +381,38 @@ def glue_method() -> None:
     wave1 = next(o for o in d.outcomes if o.onset == "wave1")
     glue_md("n_pre_wave1", str(len(d.pre_years(wave1))))
     glue_md("context_vars", ", ".join(v.note or v.name for v in m.context))
+    glue_md("disclosure_rules", disclosure_rules())
+
+
+def disclosure_rules() -> str:
+    """The statistical disclosure rules of ``data/disclosure.yaml``, as a bulleted list."""
+    from .disclosure import load_settings
+
+    st = load_settings()
+    zeros = ("zeros are suppressed like other small counts" if st.suppress_zeros
+             else "a zero is published as zero, as in the Department's releases")
+    items = [
+        f"**Small counts.** A count from one to {st.threshold - 1} is withheld and shown as `c`; "
+        f"{zeros}.",
+        "**Secondary suppression.** Further counts are withheld so that no withheld count can "
+        "be worked out from totals, from the other cells of its row, or from differences "
+        "between linked tables; every table set is then attacked by linear programming, and "
+        f"each withheld count must remain uncertain over a range of at least "
+        f"{st.protection_level} values that includes {st.threshold} or more.",
+        "**Rates.** Percentages and rates are computed on unrounded counts, rounded to "
+        f"{'whole numbers' if st.rate_decimals == 0 else f'{st.rate_decimals} decimal places'}, "
+        "and withheld wherever a count behind them is withheld.",
+    ]
+    items += [rounding_rule(st)]
+    return "\n".join(f"- {i}" for i in items if i)
+
+
+def rounding_rule(st) -> str:
+    """The rounding sentence for the disclosure rules ('' when nothing is rounded)."""
+    base = getattr(st, "rounding", None)
+    if not base:
+        return "**Rounding.** Counts are published unrounded."
+    return f"**Rounding.** Published counts are rounded to the nearest {base}."
 
 
 def pairs_table(outcome: str) -> pd.DataFrame:

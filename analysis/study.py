@@ -116,6 +116,9 @@ class RunOutput:
     pretrend_p: float = math.nan
     max_abs_smd: float = math.nan
     notes: list[dict] = field(default_factory=list)
+    #: child-level outcomes only: the estimation sample (la_code, year, first_treated,
+    #: weight), for the child-level DiD on the same matched LAs and years
+    sample: pd.DataFrame | None = None
 
 
 def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | None = None) -> RunOutput:
@@ -218,6 +221,9 @@ def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | 
                                   estimate=sri.estimate, std_error=math.nan, ci_low=sri.ci_low,
                                   ci_high=sri.ci_high, p_value=sri.p_value))
         out.group_time = cs.group_time.assign(outcome=o.id, specification=run.label)
+    if o.source == "child_level":
+        out.sample = mp[mp[measure].notna()][["la_code", "year", "first_treated", "weight"]
+                                             ].reset_index(drop=True)
     bal = balance_table(match)
     out.max_abs_smd = float(max_abs_smd(bal, "after"))
     if run.spec == MAIN:
@@ -225,6 +231,46 @@ def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | 
         out.balance = bal.assign(outcome=o.id)
         out.trends = pre_trend_table(match, years=years, include_pool=True).assign(outcome=o.id)
     return out
+
+
+def child_lpm_estimates(design: StudyDesign, runs: list[Run], outputs: dict[Run, RunOutput],
+                        processed_dir: Path) -> list[dict]:
+    """Child-level DiD beside the LA-level one, for every run of a child-level outcome.
+
+    The published evaluation's model (:mod:`analysis.childlevel.did`): a linear
+    probability model on one row per child (or period of care) with LA and year
+    fixed effects, standard errors clustered by LA, t with G - 1 degrees of
+    freedom. It is fitted on the run's matched LAs and years, each child
+    weighted by its LA's matching weight, from the LA-year counts the data stage
+    keeps in child-level mode (``childlevel_counts.csv``), which give exactly
+    the child-row estimate. Unlike the LA-level TWFE, which weighs every LA-year
+    alike, it weighs LA-years by their number of children. Estimates are in
+    percentage points (estimator ``child_lpm``, inference ``cluster``). Returns
+    no rows when the counts file is absent (public mode).
+    """
+    from .childlevel.did import child_lpm_from_counts
+    from .childlevel.pipeline import COUNTS_FILE
+
+    path = Path(processed_dir) / COUNTS_FILE
+    wanted = [r for r in runs if design.outcome(r.outcome).source == "child_level"
+              and outputs[r].sample is not None]
+    if not wanted or not path.exists():
+        return []
+    counts = pd.read_csv(path, dtype={"la_code": str})
+    rows = []
+    for run in wanted:
+        o, out = design.outcome(run.outcome), outputs[run]
+        cells = counts[counts["measure"] == o.measure].merge(out.sample, on=["la_code", "year"])
+        if cells.empty:
+            continue
+        fit = child_lpm_from_counts(cells, weights="weight", scale=100.0,
+                                    alpha=design.inference.alpha)
+        twfe = next(e for e in out.estimates if e["estimator"] == "twfe")
+        rows.append({k: twfe[k] for k in ("outcome", "specification", "n_treated", "n_comparison",
+                                           "pre_years", "post_years")}
+                    | dict(estimator="child_lpm", inference="cluster", estimate=fit.estimate,
+                           std_error=fit.se, ci_low=fit.ci_low, ci_high=fit.ci_high, p_value=fit.p))
+    return rows
 
 
 def _direction_word(o: Outcome, estimate: float) -> str:
@@ -382,7 +428,9 @@ def run_study(panel_path: Path | None = None, design_path: Path | None = None, *
     if cache is not None:
         cache.save(panel, design, {r: outputs[r] for r in todo})
     ordered = [outputs[r] for r in runs]  # plan order, whatever the completion order
-    estimates = pd.DataFrame([row for o in ordered for row in o.estimates])[ESTIMATE_COLUMNS]
+    rows = [row for o in ordered for row in o.estimates]
+    rows += child_lpm_estimates(design, runs, outputs, panel_path.parent)
+    estimates = pd.DataFrame(rows)[ESTIMATE_COLUMNS]
     diagnostics = {(r.outcome, r.label): outputs[r] for r in runs}
 
     def cat(attr: str) -> pd.DataFrame:

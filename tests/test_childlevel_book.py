@@ -124,6 +124,12 @@ def test_book_builds_from_child_level_data_and_finds_the_kinship_effect(book):
     assert m, text[:2000]
     assert m.group(1) in {"low strength evidence", "moderate strength evidence", "high strength evidence"}, m.group(1)
     assert "in the direction of" in text
+    # the child-level LPM (the evaluation's own model) beside the LA-level estimate
+    lpm = re.search(r"A child-level model like the published evaluation['’]s, .+? gives (−|-)(\d+\.\d) percentage "
+                    r"points \(95% interval (−|-)\d+\.\d to (−|-)\d+\.\d; p", text)
+    assert lpm, text[text.find("Kinship care measured"):][:3000]
+    assert 10 < float(lpm.group(2)) < 20
+    assert "Child-level linear probability model (LA and year effects)" in text
     # nothing was written into the project itself
     assert _project_stamps() == book["stamps"]
 

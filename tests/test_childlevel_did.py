@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.childlevel.did import cell_means, child_lpm_did
+from analysis.childlevel.did import cell_means, child_lpm_did, child_lpm_from_counts
 from analysis.errors import DataError
 from analysis.estimation import twfe_did
 
@@ -97,3 +97,37 @@ def test_refuses_bad_designs():
         child_lpm_did(bad, "kinship", "la", "year", "first_treated")
     with pytest.raises(DataError, match="lacks column"):
         child_lpm_did(df, "nope", "la", "year", "first_treated")
+
+
+def _counts(df: pd.DataFrame) -> pd.DataFrame:
+    """LA-year counts of the 0/1 outcome, as the data stage keeps them."""
+    return (df.groupby(["la", "year"], as_index=False)
+              .agg(numerator=("kinship", "sum"), denominator=("kinship", "size"),
+                   first_treated=("first_treated", "first")))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_counts_give_exactly_the_child_level_fit(weighted):
+    df = simulate(-0.13, seed=5, n_las=18, n_treated=6, mean_children=30)
+    df = df[~((df["la"] == "LA03") & (df["year"] == 2015))].reset_index(drop=True)
+    counts = _counts(df)
+    if weighted:
+        # one analytic weight per LA (a matching weight), the same for each of its children
+        la_w = {la: 0.5 + (i % 3) / 2 for i, la in enumerate(sorted(df["la"].unique()))}
+        df["mw"] = df["la"].map(la_w)
+        counts["mw"] = counts["la"].map(la_w)
+    w = "mw" if weighted else None
+    rows = child_lpm_did(df, "kinship", "la", "year", "first_treated", weights=w)
+    cnt = child_lpm_from_counts(counts, la_col="la", weights=w, scale=100)
+    assert cnt.estimate == pytest.approx(100 * rows.estimate, abs=1e-9)
+    assert cnt.se == pytest.approx(100 * rows.se, abs=1e-9)
+    assert cnt.p == pytest.approx(rows.p, abs=1e-12)
+    assert (cnt.n_children, cnt.n_las, cnt.n_cells) == (len(df), 18, rows.n_cells)
+
+
+def test_counts_refuse_a_numerator_above_its_denominator():
+    counts = _counts(simulate(0.0, seed=2, n_las=6, n_treated=2, mean_children=10))
+    counts.loc[4, "numerator"] = counts.loc[4, "denominator"] + 1
+    with pytest.raises(DataError, match="numerator outside") as e:
+        child_lpm_from_counts(counts, la_col="la")
+    assert e.value.row == 4 and e.value.column == "numerator"

@@ -150,7 +150,9 @@ def test_kinship_periods_of_care_as_the_evaluation():
     # d and e were under s20 (V2) only: outside the C1/C2 population
     assert sorted(p.index) == ["a", "b", "c"]
     assert p.loc["a", "kinship_poc"] == 1      # U2 episode started within 365 days of 2018-01-10
-    assert p.loc["b", "kinship_poc"] == 0      # U5, then left care (E13 is not an SGO)
+    # U5, then left care on 2019-04-15 by E13 (to live with parents or relatives), 318 days
+    # after the period began on 2018-06-01: the evaluation's exit codes count it
+    assert p.loc["b", "kinship_poc"] == 1
     assert p.loc["c", "kinship_poc"] == 1      # placed with parents counts, as in the evaluation
     q = O.kinship_periods_of_care(kinship_records(), include_parents=False,
                                   legal_statuses=None).set_index("child")
@@ -158,6 +160,10 @@ def test_kinship_periods_of_care_as_the_evaluation():
     assert q.loc["d", "kinship_poc"] == 1 and q.loc["e", "kinship_poc"] == 1
     r = O.kinship_periods_of_care(kinship_records(), data_end="2019-06-30").set_index("child")
     assert np.isnan(r.loc["c", "kinship_poc"]) and r.loc["a", "kinship_poc"] == 1
+    # the same E13 exit 424 days after the start is outside the 365-day window: not kinship
+    late = episodes([(LA, "f", "2017-01-01", "2018-03-01", "S", "C2", "U5", "E13")])
+    assert O.kinship_periods_of_care(late)["kinship_poc"].tolist() == [0]
+    assert O.kinship_periods_of_care(late, window_days=500)["kinship_poc"].tolist() == [1]
 
 
 # --------------------------------------------------------------------------- re-referrals

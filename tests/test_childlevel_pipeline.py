@@ -168,6 +168,40 @@ def test_child_level_lpm_finds_the_planted_effect(world, study):
     print(f"\nchild-level LPM: {res.estimate:.3f} (SE {res.se:.3f}), true ATT {att:.3f}")
 
 
+def test_study_reports_the_child_level_lpm_beside_the_la_level_estimate(world, built, study):
+    """estimator child_lpm in results: the LPM on the run's matched LAs and years, children
+    weighted by their LA's matching weight, computed from the data stage's counts; it must
+    equal the LPM fitted directly on the period-of-care rows (an independent path)."""
+    from analysis.childlevel.did import child_lpm_did
+    from analysis.childlevel.outcomes import kinship_periods_of_care
+
+    est = study.estimates
+    lpm = est[(est["outcome"] == "kinship_care") & (est["estimator"] == "child_lpm")]
+    specs = set(est.loc[(est["outcome"] == "kinship_care") & (est["estimator"] == "twfe"),
+                        "specification"])
+    assert set(lpm["specification"]) == specs          # one child-level row per run
+    row = lpm[lpm["specification"] == "main"].iloc[0]
+    pairs = study.pairs[study.pairs["outcome"] == "kinship_care"]
+    k = pairs.groupby("treated_code")["comparator_code"].transform("size")
+    weight = (1.0 / k).groupby(pairs["comparator_code"]).sum().to_dict()
+    weight |= {code: 1.0 for code in pairs["treated_code"].unique()}
+    o = world["design"].outcome("kinship_care")
+    poc = kinship_periods_of_care(world["episodes"])
+    poc = poc[poc["la"].isin(list(weight)) & poc["year"].between(o.first_year, o.last_year)].copy()
+    poc["first_treated"] = poc["la"].map(world["treated"]).fillna(0).astype(int)
+    poc["w"] = poc["la"].map(weight)
+    poc["kinship_poc"] = 100.0 * poc["kinship_poc"]
+    direct = child_lpm_did(poc, "kinship_poc", "la", "year", "first_treated", weights="w")
+    assert row["estimate"] == pytest.approx(direct.estimate, abs=1e-8)
+    assert row["std_error"] == pytest.approx(direct.se, abs=1e-8)
+    assert (row["n_treated"], row["n_treated"] + row["n_comparison"]) == (
+        direct.n_treated_las, direct.n_las)
+    att = _true_att(world)
+    assert abs(row["estimate"] - att) < 4.0 and row["ci_high"] < 0, (row, att)
+    print(f"\nchild-level LPM in results: {row['estimate']:.2f} pp "
+          f"({row['ci_low']:.2f} to {row['ci_high']:.2f}), true ATT {att:.2f}")
+
+
 def test_published_tables_pass_disclosure_and_resist_recovery(world, built):
     from analysis.childlevel.pipeline import protect_counts, published_table
     from analysis.childlevel.aggregate import tidy_measures

@@ -21,13 +21,137 @@ percentage; the wide panel holds the values only.
 """
 from __future__ import annotations
 
-import pandas as pd
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import pandas as pd
+import yaml
+
+from .. import DATA_DIR
+from ..errors import DesignError, relative_path
 from . import outcomes as O
 
-__all__ = ["MEASURES", "measure_definitions", "tidy_measures", "to_panel_measures"]
+__all__ = ["MEASURES", "OUTCOME_RULES_PATH", "OutcomeRules", "load_outcome_rules",
+           "measure_definitions", "tidy_measures", "to_panel_measures"]
 
-_WD = ("working days from the referral date (day 0) to the assessment's authorisation date, "
+#: Parameters and rule text of the child-level outcomes (the study design's, as data).
+OUTCOME_RULES_PATH = DATA_DIR / "childlevel_outcomes.yaml"
+#: parameter -> expected type: "codes" (a list of SSDA903 codes), "int" (> 0) or a set of words
+PARAMETER_TYPES: dict[str, Any] = {
+    "kinship_placements": "codes", "foster_placements": "codes", "poc_window_days": "int",
+    "poc_legal_statuses": "codes", "poc_kinship_placements": "codes",
+    "poc_kinship_reasons": "codes", "assessment_start": {"referral", "assessment"},
+    "assessment_limit_working_days": "int", "rereferral_months": "int",
+    "nfa_rereferral_months": "int", "escalation_window_months": "int",
+}
+RULE_FIELDS = ("outcome", "measures", "population", "indicator", "window", "year",
+               "evaluation_2021")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class OutcomeRules:
+    """The child-level outcome rules of ``data/childlevel_outcomes.yaml``.
+
+    ``parameters`` are the values the outcome functions use; ``rules`` the
+    rule texts, one dict per outcome, with ``{parameter}`` placeholders.
+    """
+
+    parameters: dict[str, Any]
+    rules: tuple[dict[str, Any], ...]
+    path: Path = OUTCOME_RULES_PATH
+
+    def text(self, template: str) -> str:
+        """``template`` with every ``{parameter}`` replaced by its value (lists as "U1, U2")."""
+        def value(m: re.Match) -> str:
+            v = self.parameters[m.group(1)]
+            return ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+        return _PLACEHOLDER.sub(value, template)
+
+    def table(self) -> pd.DataFrame:
+        """The rules with their parameter values filled in, one row per outcome (method chapter)."""
+        rows = []
+        for r in self.rules:
+            rows.append({"Outcome": self.text(r["outcome"]),
+                         "Measures": ", ".join(r["measures"]),
+                         "Who is counted": self.text(r["population"]),
+                         "What is counted": self.text(r["indicator"]),
+                         "Window and censoring": self.text(r["window"]),
+                         "Year": self.text(r["year"]),
+                         "Compared with the 2021 evaluation": self.text(r["evaluation_2021"])})
+        return pd.DataFrame(rows)
+
+    def outcome_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`tidy_measures` from the parameters."""
+        p = self.parameters
+        return dict(kinship_codes=tuple(p["kinship_placements"]),
+                    foster_codes=tuple(p["foster_placements"]),
+                    poc_window_days=p["poc_window_days"],
+                    poc_legal_statuses=tuple(p["poc_legal_statuses"]),
+                    poc_placements=tuple(p["poc_kinship_placements"]),
+                    poc_reasons=tuple(p["poc_kinship_reasons"]),
+                    assessment_start=p["assessment_start"],
+                    assessment_limit=p["assessment_limit_working_days"],
+                    rereferral_months=p["rereferral_months"],
+                    nfa_months=p["nfa_rereferral_months"],
+                    escalation_window_months=p["escalation_window_months"])
+
+
+def load_outcome_rules(path: Path | str = OUTCOME_RULES_PATH) -> OutcomeRules:
+    """Read and check ``data/childlevel_outcomes.yaml``.
+
+    Raises
+    ------
+    DesignError
+        Unreadable file, an unknown or missing key, a value of the wrong type, a
+        ``{placeholder}`` naming no parameter, or a rule naming an unknown measure.
+    """
+    path = Path(path)
+    where = relative_path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise DesignError(f"cannot read the child-level outcome rules: {e}", file=where) from None
+    if not isinstance(doc, dict) or set(doc) != {"parameters", "rules"}:
+        raise DesignError("expected exactly the keys 'parameters' and 'rules'", file=where)
+    params = doc["parameters"] or {}
+    unknown = sorted(set(params) - set(PARAMETER_TYPES))
+    missing = sorted(set(PARAMETER_TYPES) - set(params))
+    if unknown or missing:
+        raise DesignError(f"parameters: unknown key {unknown[0]!r}" if unknown
+                          else f"parameters: missing key {missing[0]!r}", file=where)
+    for key, kind in PARAMETER_TYPES.items():
+        v = params[key]
+        ok = (isinstance(v, list) and v and all(isinstance(c, str) and c.strip() for c in v)
+              if kind == "codes" else
+              isinstance(v, int) and not isinstance(v, bool) and v > 0 if kind == "int" else
+              v in kind)
+        if not ok:
+            want = {"codes": "a list of codes", "int": "a positive whole number"}.get(
+                kind if isinstance(kind, str) else "", " or ".join(sorted(kind)) if not isinstance(kind, str) else "")
+            raise DesignError(f"parameters.{key} must be {want}, not {v!r}", file=where)
+    rules = doc["rules"]
+    if not isinstance(rules, list) or not rules:
+        raise DesignError("rules must be a list of outcomes", file=where)
+    for i, r in enumerate(rules):
+        if not isinstance(r, dict) or set(r) != set(RULE_FIELDS):
+            got = sorted(r) if isinstance(r, dict) else r
+            raise DesignError(f"rules[{i}] must have exactly the fields {', '.join(RULE_FIELDS)} "
+                              f"(has {got})", file=where)
+        for m in r["measures"]:
+            if m not in MEASURES:
+                raise DesignError(f"rules[{i}].measures: unknown child-level measure {m!r}", file=where)
+        for f in RULE_FIELDS:
+            if f == "measures":
+                continue
+            for name in _PLACEHOLDER.findall(str(r[f])):
+                if name not in params:
+                    raise DesignError(f"rules[{i}].{f}: {{{name}}} names no parameter", file=where)
+    return OutcomeRules(parameters=params, rules=tuple(rules), path=path)
+
+_WD = ("working days from the {assessment_start} date (day 0) to the assessment's authorisation date, "
        "excluding weekends and England and Wales bank holidays")
 
 #: name -> (label, unit, kind, definition)
@@ -38,32 +162,35 @@ MEASURES: dict[str, tuple[str, str, str, str]] = {
         "DEC blank or after 31 March), counted once per LA."),
     "cla_foster_child": (
         "Children looked after in foster care at 31 March (child-level)", "count", "count",
-        "Children looked after at 31 March whose placement (PLACE) is a foster placement, U1-U6."),
+        "Children looked after at 31 March whose placement (PLACE) is a foster placement, {foster_placements}."),
     "cla_kinship": (
         "Children looked after in kinship foster care at 31 March", "count", "count",
         "Children looked after at 31 March in a foster placement with a relative or friend "
-        "(PLACE U1-U3)."),
+        "(PLACE {kinship_placements})."),
     "cla_kinship_pct": (
         "Children looked after in kinship foster care (% of children looked after)", "percent", "pct",
         "Children looked after at 31 March placed in foster care with a relative or friend "
-        "(PLACE U1-U3) as a percentage of all children looked after at 31 March (SSDA903)."),
+        "(PLACE {kinship_placements}) as a percentage of all children looked after at 31 March "
+        "(SSDA903)."),
     "foster_kinship_pct": (
         "Foster placements with relatives or friends (% of foster placements)", "percent", "pct",
-        "Children looked after at 31 March in foster care with a relative or friend (PLACE U1-U3) "
-        "as a percentage of children in any foster placement (PLACE U1-U6) (SSDA903)."),
+        "Children looked after at 31 March in foster care with a relative or friend (PLACE "
+        "{kinship_placements}) as a percentage of children in any foster placement (PLACE "
+        "{foster_placements}) (SSDA903)."),
     "poc_kinship_pct": (
         "Periods of care with a kinship placement in the first year (%)", "percent", "pct",
-        "Periods of care starting in the year (episode RNE 'S') under an interim or full care "
-        "order (C1, C2) in which, within 365 days of the start, the child was placed with a "
-        "relative or friend or with parents (U1-U3, Q1, F1, F4, P1) or left care by a special "
-        "guardianship or child arrangements order to a relative or friend (REC E45, E47, E43, "
-        "E44, E4A, E4): the 2021 evaluation's kinship outcome."),
+        "Periods of care starting in the year (episode RNE 'S') under legal status "
+        "{poc_legal_statuses} in which, within {poc_window_days} days of the start, the child was "
+        "placed with a relative or friend or with parents ({poc_kinship_placements}) or left care "
+        "by a special guardianship order to relatives or friends or to live with parents or "
+        "relatives (REC {poc_kinship_reasons}): the 2021 evaluation's kinship outcome."),
     "assessments_completed_child": (
         "Assessments completed (child-level)", "count", "count",
         "Children and family assessments authorised during the year (CIN census)."),
     "assessments_45wd_pct_child": (
-        "Assessments completed within 45 working days (%, child-level)", "percent", "pct",
-        f"Assessments authorised during the year that took at most 45 {_WD}, as a percentage of "
+        "Assessments completed within {assessment_limit_working_days} working days (%, child-level)", "percent", "pct",
+        f"Assessments authorised during the year that took at most "
+        f"{{assessment_limit_working_days}} {_WD}, as a percentage of "
         "assessments authorised during the year (CIN census)."),
     "assessment_days_median": (
         "Median assessment duration (working days)", "working days", "rate",
@@ -72,22 +199,22 @@ MEASURES: dict[str, tuple[str, str, str, str]] = {
         "Referrals (child-level)", "count", "count",
         "Referrals during the year, a child's referrals on the same date counted once (CIN census)."),
     "rereferrals_child": (
-        "Re-referrals within 12 months (child-level)", "count", "count",
-        "Referrals during the year dated within 12 calendar months after the same child's "
+        "Re-referrals within {rereferral_months} months (child-level)", "count", "count",
+        "Referrals during the year dated within {rereferral_months} calendar months after the same child's "
         "previous referral in the LA (CIN census)."),
     "rereferral_12m_pct_child": (
-        "Re-referrals within 12 months (%, child-level)", "percent", "pct",
-        "Referrals during the year dated within 12 calendar months after the same child's "
+        "Re-referrals within {rereferral_months} months (%, child-level)", "percent", "pct",
+        "Referrals during the year dated within {rereferral_months} calendar months after the same child's "
         "previous referral in the LA, as a percentage of referrals during the year (CIN census)."),
     "rereferral_6m_after_nfa_pct": (
-        "Re-referrals within 6 months of no further action (%)", "percent", "pct",
+        "Re-referrals within {nfa_rereferral_months} months of no further action (%)", "percent", "pct",
         "Referrals closed with no further action (closure date, or referral date when not "
-        "closed, in the year) followed by another referral of the child within 6 calendar "
+        "closed, in the year) followed by another referral of the child within {nfa_rereferral_months} calendar "
         "months, as a percentage of such referrals (CIN census)."),
     "rereferral_escalation_pct": (
         "Re-referrals followed by a child protection plan or entry to care (%)", "percent", "pct",
-        "Re-referrals within 12 months made during the year that were followed, on or after the "
-        "re-referral date and within 12 calendar months, by the start of a child protection plan "
+        "Re-referrals within {rereferral_months} months made during the year that were followed, on or after the "
+        "re-referral date and within {escalation_window_months} calendar months, by the start of a child protection plan "
         "or by the child starting to be looked after (SSDA903 RNE 'S'), as a percentage of "
         "re-referrals (CIN census and SSDA903)."),
     "icpc_count_child": (
@@ -102,16 +229,18 @@ MEASURES: dict[str, tuple[str, str, str, str]] = {
 }
 
 
-def measure_definitions() -> pd.DataFrame:
-    """Rows in the layout of ``data/measure_definitions.csv`` for the child-level measures."""
-    return pd.DataFrame([{"name": k, "label": v[0], "unit": v[1], "kind": v[2],
-                          "definition": v[3], "derived_from": ""} for k, v in MEASURES.items()])
+def measure_definitions(rules: OutcomeRules | None = None) -> pd.DataFrame:
+    """Rows in the layout of ``data/measure_definitions.csv`` for the child-level measures,
+    with the parameter values of ``rules`` (default: the rules file) filled in."""
+    rules = rules or load_outcome_rules()
+    return pd.DataFrame([{"name": k, "label": rules.text(v[0]), "unit": v[1], "kind": v[2],
+                          "definition": rules.text(v[3]), "derived_from": ""}
+                         for k, v in MEASURES.items()])
 
 
 def tidy_measures(episodes: pd.DataFrame | None = None, cin: dict | None = None, *,
                   pop: pd.DataFrame | None = None, data_start=None, data_end=None,
-                  escalation_window_months: int = 12, assessment_start: str = "referral",
-                  years=None) -> pd.DataFrame:
+                  rules: OutcomeRules | None = None, years=None, **overrides) -> pd.DataFrame:
     """Every child-level measure the inputs allow, as tidy LA-year rows.
 
     Parameters
@@ -126,30 +255,41 @@ def tidy_measures(episodes: pd.DataFrame | None = None, cin: dict | None = None,
         First and last days the records cover: re-referrals whose 12-month
         history starts before ``data_start`` and windows that end after
         ``data_end`` are left out (censored) rather than counted as zero.
-    escalation_window_months : int
-        Window after a re-referral in which a CPP or care entry counts.
-    assessment_start : {"referral", "assessment"}
-        Day 0 of the assessment duration.
+    rules : OutcomeRules, optional
+        Code lists and windows (default: ``data/childlevel_outcomes.yaml``).
     years : iterable of int, optional
         Reporting years of the 31 March kinship snapshot (default: all spanned).
+    **overrides
+        Replace single values of :meth:`OutcomeRules.outcome_kwargs`, e.g.
+        ``escalation_window_months=6`` or ``assessment_start="assessment"``.
     """
+    kw = (rules or load_outcome_rules()).outcome_kwargs()
+    unknown = sorted(set(overrides) - set(kw))
+    if unknown:
+        raise TypeError(f"tidy_measures() got an unexpected keyword argument {unknown[0]!r}")
+    kw.update(overrides)
     parts = []
     if episodes is not None:
-        parts.append(O.kinship_la_year(O.kinship_snapshot(episodes, years=years)))
+        parts.append(O.kinship_la_year(O.kinship_snapshot(
+            episodes, years=years, kinship_codes=kw["kinship_codes"], foster_codes=kw["foster_codes"])))
         if {"rne", "ls", "rec"} <= set(episodes.columns):
-            parts.append(O.kinship_poc_la_year(O.kinship_periods_of_care(episodes,
-                                                                         data_end=data_end)))
+            parts.append(O.kinship_poc_la_year(O.kinship_periods_of_care(
+                episodes, window_days=kw["poc_window_days"], legal_statuses=kw["poc_legal_statuses"],
+                placements=kw["poc_placements"], reasons=kw["poc_reasons"], data_end=data_end)))
     if cin is not None:
         if "assessments" in cin and "referrals" in cin:
-            parts.append(O.assessment_la_year(O.assessment_durations(cin, start=assessment_start)))
+            parts.append(O.assessment_la_year(O.assessment_durations(
+                cin, start=kw["assessment_start"], limit=kw["assessment_limit"])))
         if "referrals" in cin:
-            parts.append(O.rereferral_la_year(O.rereferrals(cin, data_start=data_start)))
+            parts.append(O.rereferral_la_year(O.rereferrals(
+                cin, months=kw["rereferral_months"], data_start=data_start)))
             if "referral_nfa" in cin["referrals"].columns:
-                parts.append(O.rereferral_nfa_la_year(O.rereferral_after_nfa(cin,
-                                                                             data_end=data_end)))
+                parts.append(O.rereferral_nfa_la_year(O.rereferral_after_nfa(
+                    cin, months=kw["nfa_months"], data_end=data_end)))
             if "cpp" in cin or episodes is not None:
                 parts.append(O.escalation_la_year(O.rereferral_escalation(
-                    cin, episodes, window_months=escalation_window_months, data_end=data_end)))
+                    cin, episodes, months=kw["rereferral_months"],
+                    window_months=kw["escalation_window_months"], data_end=data_end)))
         if "s47" in cin:
             parts.append(O.icpc_la_year(O.icpcs(cin), pop=pop))
     return O._concat(parts)

@@ -10,9 +10,11 @@ G the number of LAs, N the number of child rows and K = 1 (the treatment
 dummy) + the year effects not nested in LAs + 1 for the intercept (the rank of
 the fixed-effect dummies minus G, plus one), the convention of Stata
 ``reghdfe`` and R ``fixest``; tests and intervals use t with G - 1 degrees of
-freedom. This is the published evaluation's model (WWCSC ``07_main_regressions.R``:
-an LPM with LA and year effects, SEs clustered by LA) without its individual
-covariates.
+freedom. The published evaluation (WWCSC ``R code/07_main_regressions.R``) fitted
+a weighted LPM of the outcome on a pilot-group dummy, a post-period dummy, their
+product and year dummies, with child and LA covariates and CEM weights, SEs
+clustered by LA. LA fixed effects here absorb the pilot-group dummy and every
+other fixed difference between LAs; child covariates are not used.
 
 How it is computed, and why the LA-year aggregate gives the same estimate
 -------------------------------------------------------------------------
@@ -51,7 +53,7 @@ from scipy import stats
 from ..errors import DataError
 from ..estimation import FWLDesign, cr1_factor, prepare_panel
 
-__all__ = ["ChildDiDResult", "child_lpm_did", "cell_means"]
+__all__ = ["ChildDiDResult", "child_lpm_did", "child_lpm_from_counts", "cell_means"]
 
 
 @dataclass(frozen=True)
@@ -147,10 +149,75 @@ def child_lpm_did(df: pd.DataFrame, outcome: str, la_col: str, year_col: str,
         refuses (no treated or no untreated LA, a treated LA without a pre-period).
     """
     cells = cell_means(df, outcome, la_col, year_col, first_treated_col, weights)
+    return _fit_cells(cells, alpha)
+
+
+def child_lpm_from_counts(counts: pd.DataFrame, *, numerator: str = "numerator",
+                          denominator: str = "denominator", la_col: str = "la_code",
+                          year_col: str = "year", first_treated_col: str = "first_treated",
+                          weights: str | None = None, scale: float = 1.0,
+                          alpha: float = 0.05) -> ChildDiDResult:
+    """The child-level LPM of :func:`child_lpm_did` from LA-year counts of a 0/1 outcome.
+
+    Each LA-year row says that ``numerator`` of its ``denominator`` child rows
+    have the outcome. By the argument of the module docstring the child-level
+    estimate, its clustered standard error (with the child-level small-sample
+    factor, N = the sum of the denominators) and its interval depend on the
+    records only through these counts, so this gives exactly what
+    :func:`child_lpm_did` gives on the child rows, without them.
+
+    Parameters
+    ----------
+    counts : DataFrame
+        One row per LA-year: the counts, the LA, the year, the LA's first
+        treated year (0 or blank: never treated) and optionally ``weights``,
+        an analytic weight for every child of the LA-year (e.g. the LA's
+        matching weight).
+    scale : float
+        Multiplies the outcome: 100 gives the estimate in percentage points.
+
+    Raises
+    ------
+    DataError
+        Missing columns, negative counts or a numerator above its denominator,
+        non-positive weights, and the designs :func:`analysis.estimation.prepare_panel`
+        refuses.
+    """
+    cols = [numerator, denominator, la_col, year_col, first_treated_col] + ([weights] if weights else [])
+    missing = [c for c in cols if c not in counts.columns]
+    if missing:
+        raise DataError(f"counts lack column(s) {', '.join(missing)} "
+                        f"(has: {', '.join(map(str, counts.columns))})")
+    num = pd.to_numeric(counts[numerator], errors="coerce")
+    den = pd.to_numeric(counts[denominator], errors="coerce")
+    keep = den.notna() & num.notna() & (den > 0)
+    bad = keep & ((num < 0) | (num > den))
+    if bad.any():
+        raise DataError(f"numerator outside 0..denominator ({num[bad].iloc[0]:g} of "
+                        f"{den[bad].iloc[0]:g})", column=numerator, row=int(bad.idxmax()))
+    d = counts.loc[keep]
+    w = pd.Series(1.0, index=d.index)
+    if weights:
+        w = pd.to_numeric(d[weights], errors="coerce")
+        if w.isna().any() or (w <= 0).any():
+            raise DataError("weights must be positive numbers", column=weights)
+    cells = pd.DataFrame({
+        "la": d[la_col].to_numpy(), "year": d[year_col].to_numpy(),
+        "first_treated": pd.to_numeric(d[first_treated_col], errors="coerce").fillna(0.0).to_numpy(),
+        "y": (scale * num[keep] / den[keep]).to_numpy(dtype=float),
+        "w": (den[keep] * w).to_numpy(dtype=float),
+        "n": den[keep].to_numpy(dtype=float)})
+    if not len(cells):
+        raise DataError("no LA-year with a positive denominator", column=denominator)
+    return _fit_cells(cells, alpha)
+
+
+def _fit_cells(cells: pd.DataFrame, alpha: float) -> ChildDiDResult:
+    """Weighted cell-mean regression with the child-level CR1 factor (module docstring)."""
     panel = prepare_panel(cells, outcome="y", unit="la", time="year",
                           first_treated="first_treated", weights="w")
     design = FWLDesign.build(panel, panel.treatment[:, None], ["treated_post"])
-    n = int(cells["n"].sum())
+    n = int(round(float(cells["n"].sum())))
     g = panel.n_units
     ssc_child = cr1_factor(n, g, design.df_k)
     V = design.vcov / design.ssc * ssc_child

@@ -54,9 +54,13 @@ population is episodes under the legal statuses given (default C1, C2: interim
 and full care orders) starting within 365 days of the period's start; the
 period counts as kinship when any of those episodes is a kinship placement
 (U1-U3, legacy Q1, F1, F4 and, as the evaluation did, P1 placed with parents)
-or ceased, within the 365 days, by a special guardianship or child
-arrangements order to a relative or friend (``rec`` E45, E47, legacy E43, E44,
-E4A, E4). Year: reporting year of the period's start.
+or ceased, within the 365 days, with one of the exits the evaluation's code
+counted: a special guardianship order to relatives or friends (``rec`` E45,
+E47; legacy E43, E44) or leaving care to live with parents, relatives or
+others (E4A, legacy E4, E13; its comments say returns home were not meant to
+count, but its code lists them, and this follows the code). Year: reporting
+year of the period's start. The lists and the window are parameters in
+``data/childlevel_outcomes.yaml``.
 
 **Assessment duration** (:func:`assessment_durations`). For each assessment
 with an authorisation date, working days from the start date to the
@@ -131,8 +135,10 @@ FOSTER_CODES = ("U1", "U2", "U3", "U4", "U5", "U6")
 KINSHIP_CODES = ("U1", "U2", "U3")
 #: The evaluation's wider kinship placement list (legacy Q1, F1, F4 and P1 placed with parents).
 POC_KINSHIP_PLACEMENTS = ("U1", "U2", "U3", "Q1", "F1", "F4", "P1")
-#: Episode ended by an SGO or child arrangements order to a relative or friend (and legacy codes).
-POC_KINSHIP_REASONS = ("E45", "E47", "E43", "E44", "E4A", "E4")
+#: Exits the evaluation's code counted as kinship: a special guardianship order to relatives
+#: or friends (E45, E47; legacy E43, E44 for any special guardian) and leaving care to live
+#: with parents, relatives or others (E4A, legacy E4, E13).
+POC_KINSHIP_REASONS = ("E45", "E47", "E43", "E44", "E4A", "E4", "E13")
 TIDY_COLUMNS = ["la_code", "year", "measure", "numerator", "denominator", "value"]
 
 
@@ -253,7 +259,8 @@ def open_on(episodes: pd.DataFrame, day) -> pd.Series:
     return (episodes["decom"] <= day) & (episodes["dec"].isna() | (episodes["dec"] > day))
 
 
-def kinship_snapshot(episodes: pd.DataFrame, years=None) -> pd.DataFrame:
+def kinship_snapshot(episodes: pd.DataFrame, years=None, *, kinship_codes=KINSHIP_CODES,
+                     foster_codes=FOSTER_CODES) -> pd.DataFrame:
     """Children looked after on 31 March of each year, with kinship indicators.
 
     Returns one row per ``(la, child, year)``: ``la, child, year, place,
@@ -286,8 +293,8 @@ def kinship_snapshot(episodes: pd.DataFrame, years=None) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     out = pd.concat(parts, ignore_index=True)
     place = out["place"].astype("string").str.strip().str.upper()
-    out["foster"] = place.isin(FOSTER_CODES).fillna(False).astype(bool)
-    out["kinship"] = place.isin(KINSHIP_CODES).fillna(False).astype(bool)
+    out["foster"] = place.isin(list(foster_codes)).fillna(False).astype(bool)
+    out["kinship"] = place.isin(list(kinship_codes)).fillna(False).astype(bool)
     out["kinship_cla"] = out["kinship"].astype(float)
     out["kinship_foster"] = out["kinship_cla"].where(out["foster"])
     return out[cols]
@@ -311,6 +318,7 @@ def kinship_la_year(snapshot: pd.DataFrame) -> pd.DataFrame:
 
 def kinship_periods_of_care(episodes: pd.DataFrame, *, window_days: int = 365,
                             legal_statuses=("C1", "C2"), include_parents: bool = True,
+                            placements=POC_KINSHIP_PLACEMENTS, reasons=POC_KINSHIP_REASONS,
                             data_end=None) -> pd.DataFrame:
     """The evaluation's kinship outcome: one row per period of care (see module docstring).
 
@@ -333,10 +341,10 @@ def kinship_periods_of_care(episodes: pd.DataFrame, *, window_days: int = 365,
     ep = ep[ep["decom"] <= horizon]
     if legal_statuses is not None:
         ep = ep[ep["ls"].astype("string").str.strip().str.upper().isin(legal_statuses).fillna(False)]
-    codes = [c for c in POC_KINSHIP_PLACEMENTS if include_parents or c != "P1"]
+    codes = [c for c in placements if include_parents or c != "P1"]
     horizon = ep["poc_start"] + pd.Timedelta(days=window_days)
     place_k = ep["place"].astype("string").str.strip().str.upper().isin(codes).fillna(False)
-    rec_k = (ep["rec"].astype("string").str.strip().str.upper().isin(POC_KINSHIP_REASONS)
+    rec_k = (ep["rec"].astype("string").str.strip().str.upper().isin(list(reasons))
              .fillna(False) & ep["dec"].notna() & (ep["dec"] <= horizon))
     ep = ep.assign(_k=(place_k | rec_k).astype(float))
     out = (ep.groupby(["la", "child", "_poc"], as_index=False)

@@ -73,7 +73,8 @@ BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib", "Makefile", "pyprojec
 BOOK_DIRS = ("chapters", "_static")
 #: Libraries whose version can change a number.
 LIBRARIES = ("numpy", "pandas", "scipy", "statsmodels", "pyarrow", "openpyxl", "odfpy",
-             "pyreadr", "pyyaml", "matplotlib", "afcharts", "jupyter-book", "sphinx", "myst-nb")
+             "pyreadr", "pyyaml", "matplotlib", "afcharts", "jupyter-book", "sphinx", "myst-nb",
+             "holidays")
 #: Outputs that must exist for a step to count as done.
 PANEL_OUTPUTS = ("panel.csv", "measures.csv", "coverage.csv")
 RESULT_OUTPUTS = ("estimates.csv", "evidence.csv", "event_study.csv", "group_time.csv",
@@ -255,11 +256,16 @@ def panel_key(manifest_rows: list[dict[str, str]] | None = None, *,
 
 
 def results_key(panel_path: Path, design_path: Path, outcomes: list[str] | None = None) -> Key:
-    """Key of ``python -m analysis results``: the panel's bytes, the design, the code."""
-    return Key.of({"step": "results", "panel": file_sha256(panel_path),
-                   "design": file_sha256(design_path), "files": files_digest(data_files()),
-                   "code": code_digest("study"), "libraries": library_versions(),
-                   "outcomes": sorted(outcomes) if outcomes else None})
+    """Key of ``python -m analysis results``: the panel's bytes, the design, the code
+    (and, in child-level mode, the child-level counts beside the panel)."""
+    parts = {"step": "results", "panel": file_sha256(panel_path),
+             "design": file_sha256(design_path), "files": files_digest(data_files()),
+             "code": code_digest("study"), "libraries": library_versions(),
+             "outcomes": sorted(outcomes) if outcomes else None}
+    counts = Path(panel_path).parent / "childlevel_counts.csv"
+    if counts.exists():  # absent in public mode, so the public key is unchanged
+        parts["childlevel_counts"] = file_sha256(counts)
+    return Key.of(parts)
 
 
 def book_key(manifest_rows: list[dict[str, str]] | None = None) -> Key:
@@ -347,11 +353,20 @@ def ensure_panel(out_dir: Path | None = None, *, force: bool = False, echo=print
     old = read_stamp(out_dir / KEY_FILE)
     if old and not force:
         echo("panel inputs changed: " + "; ".join(changed_parts(old, key)))
+    cl_inputs = None
+    if cl_dir is not None:
+        # Read and validate the returns before the public build: a bad one stops the
+        # stage here, in a second or two, with out_dir (and its key) untouched.
+        from .childlevel.pipeline import read_and_validate
+
+        cl_inputs = read_and_validate(cl_dir, strict=strict)
     (out_dir / KEY_FILE).unlink(missing_ok=True)
     t0 = time.perf_counter()
-    written = build_panel_files(out_dir=out_dir, child_level_dir=cl_dir, strict=strict)
+    written = build_panel_files(out_dir=out_dir, child_level_dir=cl_dir, strict=strict,
+                                child_level_inputs=cl_inputs)
     if cl_dir is None:  # public mode: no child-level table may be left from an earlier build
-        for name in ("childlevel_published.csv", "childlevel_validation.csv"):
+        for name in ("childlevel_published.csv", "childlevel_validation.csv",
+                     "childlevel_counts.csv"):
             (out_dir / name).unlink(missing_ok=True)
     write_stamp(out_dir / KEY_FILE, key)
     echo(f"panel built in {time.perf_counter() - t0:.1f} s into {_rel(out_dir)}")

@@ -42,8 +42,8 @@ def add_estimate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
     The parser's default ``func`` is :func:`run_estimate`.
     """
-    from .inference import DEFAULT_SEED
-
+    # No numerical import here: every command builds this parser (``python -m analysis
+    # data --strict`` must fail in a second, not after loading scipy).
     p = subparsers.add_parser(
         "estimate", help="difference-in-differences with honest inference on any long panel",
         description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -59,7 +59,8 @@ def add_estimate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--weights", default=None, help="column of positive analytic weights")
     p.add_argument("--draws", type=int, default=None,
                    help=f"bootstrap draws and placebo assignments (default {WB_DRAWS} and {RI_DRAWS})")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed (default analysis.inference.DEFAULT_SEED)")
     p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level (default 0.05)")
     p.add_argument("--json", default=None, metavar="OUT", help="write the results as JSON to OUT")
     p.set_defaults(func=run_estimate)

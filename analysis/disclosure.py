@@ -9,52 +9,82 @@ Model
 A table is a DataFrame with row-key columns (e.g. ``la_code``) and count
 columns (e.g. one per year). Its *structure* (:class:`TableSpec`) says which
 rows and columns are totals of which others (``total_row``/``total_col``, or a
-hierarchy via ``row_groups``/``col_groups``: ``{total label: [member labels]}``)
-and which columns are rates of which counts. :class:`Link` ties tables together:
-``Link.same(a, b)`` says that cells with the same row and column in two tables
-are the same number (a table by LA and year, and the same table without one LA);
-``Link.sum(total, [a, b])`` says table ``total`` is the cell-by-cell sum of
-``a`` and ``b`` (all children = girls + boys). Every total, group and link is a
-linear equation ``total = sum(parts)`` between cells; cells tied by
-``Link.same`` are one variable.
+hierarchy via ``row_groups``/``col_groups``: ``{total label: [member labels]}``,
+e.g. an England row per year over that year's LA rows), which columns are rates
+of which counts (and at what scale), and, through ``level_col``, the
+geographic level of each row (national, regional, local authority).
+:class:`Link` ties tables together: ``Link.same(a, b)`` says that cells with
+the same row and column in two tables are the same number (a table by LA and
+year, and the same table without one LA; with ``cols={"numerator":
+"numerator"}`` or ``{"denominator": "numerator"}``, one count shared by two
+percentage tables); ``Link.sum(total, [a, b])`` says table ``total`` is the
+cell-by-cell sum of ``a`` and ``b`` (all children = girls + boys). Every total,
+group and link is a linear equation ``total = sum(parts)`` between cells;
+cells tied by ``Link.same`` are one variable.
 
 Rules (settings in ``data/disclosure.yaml``)
 --------------------------------------------
 1. *Primary suppression*: a count of 1 .. threshold-1 (default 1-9) is
-   withheld; zeros are shown (DfE: "where any number is shown as zero, the
-   original figure submitted was zero") unless ``suppress_zeros``.
+   withheld, at every level (an England total of 7 is withheld too); zeros are
+   shown (DfE: "where any number is shown as zero, the original figure
+   submitted was zero") unless ``suppress_zeros``.
 2. *Secondary suppression*: every equation that holds a withheld cell holds at
-   least two, so no withheld cell is the difference of published ones. The
+   least two, so no withheld cell is the difference of published ones. This
+   holds for rounded totals too: a rounded total still confines the
+   difference to an interval of width ``base - 1`` (9 for base 10), narrower
+   than the protection level of 10. The
    complement chosen is the smallest non-zero cell of the equation, interior
    cells before totals; this repeats until stable. Equations from different
-   tables are handled together, so suppression is consistent across tables.
+   tables are handled together, so suppression is consistent across tables: a
+   count shared by two tables (``Link.same``) is one cell, withheld in both or
+   in neither.
 3. *Audit by attack*: the two-per-equation rule is necessary, not sufficient
-   (differences between linked tables, small complements). So the attacker of
-   :func:`recover_suppressed` is run on the would-be output; while any withheld
-   cell fails the protection criterion, a further cell is withheld (the
-   cheapest one, near the failing cell, that widens its interval) and rule 2 is
-   re-applied.
-4. *Rounding* (optional, ``rounding: 10``): published counts, totals included,
-   are rounded independently to the nearest multiple (half up); totals need not
-   add up.
-5. *Rates and percentages* are computed by the caller on unrounded counts and
-   withheld (``c``) wherever their numerator or denominator count is withheld;
-   ``z`` where the denominator is zero, ``k`` where a positive rate rounds to 0.
+   (differences between linked tables, small complements, the published
+   rates). So the attacker of :func:`recover_suppressed` is run on the would-be
+   output; while any withheld cell fails the protection criterion, a further
+   cell is withheld (the cheapest one, near the failing cell, that widens its
+   interval) and rule 2 is re-applied.
+4. *Rounding by geographic level*, DfE's practice in its looked-after children
+   and children in need releases (checked on the published files: see
+   ``data/disclosure.yaml``): ``rounding: {national: 10, regional: 10,
+   local_authority: null}`` rounds the counts of national and regional rows
+   to the nearest 10 (half up: 75 -> 80, 74 -> 70) and leaves LA rows
+   unrounded. A row's level comes from the table's ``level_col``; a table
+   without one is all ``local_authority``. A single number (``rounding: 10``)
+   rounds every count at every level, as before; ``TableSpec.rounding``
+   overrides the settings for one table. Counts are rounded independently after
+   suppression, so rounded totals need not add up. The attacker knows a count
+   shown as ``r`` only as ``r-5 .. r+4`` (base 10; narrowed to ``10 .. 14`` for
+   ``r = 10`` and to 0 for ``r = 0``, since smaller counts are withheld).
+5. *Rates and percentages* are computed by the caller on *unrounded* counts
+   (DfE's practice; an England percentage is the sum of the LA numerators over
+   the sum of the LA denominators, before rounding) and withheld (``c``)
+   wherever their numerator or denominator count is withheld; ``z`` where the
+   denominator is zero, ``k`` where a positive rate rounds to 0. Where the
+   table declares a rate's scale (``rate_cols={"value": ("numerator",
+   "denominator", 100)}``) the attacker uses it: a shown percentage ``p``
+   (0 decimals) means ``(p - 0.5) x denominator <= 100 x numerator <= (p + 0.5)
+   x denominator``, a linear bound that can narrow rounded counts (an England
+   row's count known to +-5 and its exact percentage). Without a scale the
+   attacker ignores the rate (weaker: declare the scale).
 
 Protection criterion
 --------------------
 For each withheld cell the attacker computes the interval ``[lower, upper]``
 of values consistent with everything published: every equation, the published
-values (or their rounding intervals), non-negativity, and what the rules
-themselves reveal (a shown count is 0 or at least the threshold; a withheld
-count is at least 1 when zeros are shown). A withheld cell is protected when
-``lower >= threshold`` (it is known only to be large, which discloses nothing
-small) or ``upper >= threshold and upper - lower >= protection_level``. A
-primary cell always has ``lower < threshold``, so it needs the second clause:
-the attacker cannot rule out that it is at or above the threshold, nor narrow it
-to fewer than ``protection_level`` values. The criterion needs only the
-published tables and their structure, so :func:`check_disclosure` can apply it
-to any output.
+values (or their rounding intervals), the published rates whose scale is
+declared, non-negativity, and what the rules themselves reveal (a shown count
+is 0 or at least the threshold; a withheld count is at least 1 when zeros are
+shown). A withheld cell is protected when ``lower >= threshold`` (it is known
+only to be large, which discloses nothing small) or ``upper >= threshold and
+upper - lower >= protection_level``. A primary cell always has ``lower <
+threshold``, so it needs the second clause: the attacker cannot rule out that
+it is at or above the threshold, nor narrow it to fewer than
+``protection_level`` values. So an exact England total lets an attacker
+difference out a single withheld LA; a total rounded to 10 narrows it to an
+interval of width 9 (still narrower than a protection level of 10), which is
+why rule 2 still applies to rounded totals. The criterion needs only the published tables and
+their structure, so :func:`check_disclosure` can apply it to any output.
 
 Suppressed cells are published as the token ``c`` (see :data:`KEY`), never as
 zero or blank.
@@ -93,14 +123,41 @@ _EPS = 1e-6
 
 # --------------------------------------------------------------------------- settings
 
+#: Geographic levels of table rows, for rounding by level (``TableSpec.level_col``).
+LEVELS = ("national", "regional", "local_authority")
+#: DfE's practice in the looked-after children and children in need releases:
+#: national and regional counts rounded to the nearest 10, LA counts unrounded.
+DEFAULT_ROUNDING = {"national": 10, "regional": 10, "local_authority": None}
+
+
+def _level_name(value: Any) -> str:
+    """``'Local authority'``, ``'local_authority'`` -> ``'local_authority'``; DataError if unknown."""
+    s = str(value).strip().lower().replace(" ", "_").replace("-", "_")
+    if s not in LEVELS:
+        raise DataError(f"unknown geographic level {value!r} (known: {', '.join(LEVELS)})")
+    return s
+
+
+def _check_base(value: Any, what: str) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise DataError(f"{what} must be null or a whole number >= 1, got {value!r}")
+
+
 @dataclass(frozen=True)
 class DisclosureSettings:
-    """The disclosure rules; defaults equal ``data/disclosure.yaml``."""
+    """The disclosure rules; defaults equal ``data/disclosure.yaml``.
+
+    ``rounding`` is either one base for every count (a whole number, or None
+    for none), or a base per geographic level, ``{"national": 10, "regional":
+    10, "local_authority": None}`` (levels left out are unrounded); see
+    :meth:`rounding_for`.
+    """
 
     threshold: int = 10
     protection_level: float = 10
     suppress_zeros: bool = False
-    rounding: int | None = None
+    rounding: int | Mapping[str, int | None] | None = field(
+        default_factory=lambda: dict(DEFAULT_ROUNDING))
     rate_decimals: int = 0
     attacker_integer: bool = False
     count_columns: tuple[str, ...] = ()
@@ -111,10 +168,25 @@ class DisclosureSettings:
             raise DataError(f"disclosure threshold must be a whole number >= 1, got {self.threshold!r}")
         if not (isinstance(self.protection_level, (int, float)) and self.protection_level >= 0):
             raise DataError(f"protection_level must be >= 0, got {self.protection_level!r}")
-        if self.rounding is not None and not (isinstance(self.rounding, int) and self.rounding >= 1):
-            raise DataError(f"rounding must be null or a whole number >= 1, got {self.rounding!r}")
+        if isinstance(self.rounding, Mapping):
+            unknown = sorted(str(k) for k in self.rounding if k not in LEVELS)
+            if unknown:
+                raise DataError(f"rounding: unknown level {unknown[0]!r} "
+                                f"(known: {', '.join(LEVELS)})")
+            for k, v in self.rounding.items():
+                _check_base(v, f"rounding of {k}")
+            object.__setattr__(self, "rounding", {k: self.rounding.get(k) for k in LEVELS})
+        else:
+            _check_base(self.rounding, "rounding")
         if not (isinstance(self.rate_decimals, int) and self.rate_decimals >= 0):
             raise DataError(f"rate_decimals must be a whole number >= 0, got {self.rate_decimals!r}")
+
+    def rounding_for(self, level: str | None = None) -> int | None:
+        """The rounding base of a count at ``level`` (None: a row with no declared level,
+        treated as ``local_authority``); a single base applies to every level."""
+        if not isinstance(self.rounding, Mapping):
+            return self.rounding
+        return self.rounding[_level_name(level or "local_authority")]
 
     def is_count(self, column: str) -> bool:
         """Whether ``column`` is a count column by the ``count_columns`` patterns."""
@@ -146,6 +218,9 @@ def load_settings(path: Path | str = SETTINGS_PATH) -> DisclosureSettings:
             if not isinstance(raw[k], list) or not all(isinstance(x, str) for x in raw[k]):
                 raise DataError(f"{k} must be a list of column patterns", file=str(path))
             raw[k] = tuple(raw[k])
+    if "rounding" in raw and not (raw["rounding"] is None or isinstance(raw["rounding"], (int, dict))):
+        raise DataError("rounding must be null, a whole number, or a mapping of level to base "
+                        f"({', '.join(LEVELS)})", file=str(path))
     try:
         return DisclosureSettings(**raw)
     except DataError as exc:
@@ -169,7 +244,18 @@ class TableSpec:
     for columns. ``total_row``/``total_col`` are shorthands for one group of
     all other rows/columns. Row labels are the row-key value (one key) or a
     tuple of them. ``rate_cols`` maps a rate column to ``(numerator count
-    column, denominator count column or None)`` in the same row.
+    column, denominator count column or None)`` in the same row, or to
+    ``(numerator, denominator, scale)`` when the rate is ``scale * numerator /
+    denominator`` (100 for a percentage): with the scale the attacker also
+    uses the published rate, a linear bound on numerator / denominator that
+    narrows rounded counts (see the module docstring).
+
+    ``level_col`` names a column holding each row's geographic level
+    (``national``, ``regional``, ``local_authority``; DfE's spellings
+    ``National``, ``Regional``, ``Local authority`` also do), which selects the
+    row's rounding base from the settings; without it every row is
+    ``local_authority``. ``rounding`` (a base, for every row) overrides the
+    settings for this table.
     """
 
     name: str
@@ -179,8 +265,9 @@ class TableSpec:
     total_col: str | None = None
     row_groups: Mapping[Any, Sequence[Any] | None] | None = None
     col_groups: Mapping[str, Sequence[str] | None] | None = None
-    rate_cols: Mapping[str, tuple[str, str | None]] | None = None
+    rate_cols: Mapping[str, tuple] | None = None
     rounding: int | None = None     # overrides the settings' rounding for this table
+    level_col: str | None = None    # column of each row's geographic level (rounding by level)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "count_cols", tuple(self.count_cols))
@@ -209,15 +296,20 @@ class Link:
     kind: str                       # "same" or "sum"
     tables: tuple[str, ...]         # same: (a, b); sum: (total, part, part, ...)
     rows: tuple | None = None       # same: restrict to these row labels
-    cols: tuple | None = None       # same: restrict to these columns
+    cols: tuple | None = None       # same: these columns, or (column of a, column of b) pairs
 
     @classmethod
     def same(cls, a: str, b: str, *, rows: Iterable | None = None,
-             cols: Iterable[str] | None = None) -> "Link":
+             cols: Iterable[str] | Mapping[str, str] | None = None) -> "Link":
         """Cells of ``a`` and ``b`` with the same row label and column are one number.
 
         By default every common cell that is not a total in either table.
+        ``cols`` restricts the link to those columns (totals included), or, as
+        a mapping ``{column of a: column of b}``, ties differently named
+        columns (the numerator of one table is the denominator of another).
         """
+        if isinstance(cols, Mapping):
+            cols = tuple(cols.items())
         return cls("same", (a, b), None if rows is None else tuple(rows),
                    None if cols is None else tuple(cols))
 
@@ -241,8 +333,23 @@ class Structure:
                 return s
         raise DataError(f"no table named {name!r} in the structure")
 
-    def rounding(self, spec: TableSpec) -> int | None:
-        return spec.rounding if spec.rounding is not None else self.settings.rounding
+    def rounding(self, spec: TableSpec, level: str | None = None) -> int | None:
+        """The rounding base of a row of ``spec`` at ``level`` (None: no level declared)."""
+        return spec.rounding if spec.rounding is not None else self.settings.rounding_for(level)
+
+    def row_bases(self, spec: TableSpec, df: pd.DataFrame) -> list[int | None]:
+        """The rounding base of each row of ``df`` (DataError on an unknown level)."""
+        if spec.level_col is None:
+            return [self.rounding(spec)] * len(df)
+        if spec.level_col not in df.columns:
+            raise DataError(f"table {spec.name}: level column {spec.level_col!r} not found")
+        out = []
+        for pos, lev in enumerate(df[spec.level_col]):
+            try:
+                out.append(self.rounding(spec, _level_name(lev)))
+            except DataError as exc:
+                raise DataError(f"table {spec.name}, row {pos + 1}: {exc}") from None
+        return out
 
 
 def _label(row: Any) -> str:
@@ -283,7 +390,9 @@ class _Model:
         self.cells: list[tuple] = []            # cell id -> (table, row, col)
         self.index: dict[tuple, int] = {}
         self.is_total: list[bool] = []
+        self.base: list[int | None] = []        # cell id -> rounding base of its row
         self.labels: dict[str, list] = {}
+        rates: list[tuple] = []                 # (table, pos, rate col, num cell, den cell, scale)
         self.row_pos: dict[str, dict] = {}
         equations: list[tuple[tuple, tuple, str, str]] = []   # (total cell, part cells, kind, table)
         for spec in structure.specs:
@@ -299,12 +408,23 @@ class _Model:
                 if t not in spec.count_cols:
                     raise DataError(f"table {spec.name}: total column {t!r} is not a count column")
             total_rows, total_cols = set(rgroups), set(cgroups)
-            for lab in labels:
+            bases = structure.row_bases(spec, df)
+            for lab, base in zip(labels, bases):
                 for col in spec.count_cols:
                     cid = (spec.name, lab, col)
                     self.index[cid] = len(self.cells)
                     self.cells.append(cid)
                     self.is_total.append(lab in total_rows or col in total_cols)
+                    self.base.append(base)
+            for rcol, ref in (spec.rate_cols or {}).items():
+                if len(ref) < 3 or ref[1] is None or rcol not in df.columns:
+                    continue          # no scale given: the attacker does not use this rate
+                num, den, scale = ref[:3]
+                if num not in spec.count_cols or den not in spec.count_cols:
+                    continue          # reported by _publish / check_disclosure
+                for pos, lab in enumerate(labels):
+                    rates.append((spec.name, pos, rcol, (spec.name, lab, num),
+                                  (spec.name, lab, den), float(scale)))
             for t, members in rgroups.items():
                 ms = ([lab for lab in labels if lab not in total_rows] if members is None
                       else [_resolve(spec, labels, m) for m in members])
@@ -339,12 +459,14 @@ class _Model:
                     rows = [lab for lab in self.labels[a.name] if lab in self.row_pos[b.name]]
                 cols = link.cols if link.cols is not None else [c for c in a.count_cols
                                                                 if c in b.count_cols]
+                pairs = [c if isinstance(c, tuple) else (c, c) for c in cols]
                 for lab in rows:
-                    for col in cols:
-                        ca, cb = (a.name, lab, col), (b.name, lab, col)
+                    for col, col_b in pairs:
+                        ca, cb = (a.name, lab, col), (b.name, lab, col_b)
                         if ca not in self.index or cb not in self.index:
                             raise DataError(f"link {a.name}={b.name}: cell row {_label(lab)}, "
-                                            f"column {col} missing")
+                                            f"column {col if ca not in self.index else col_b} "
+                                            f"missing")
                         ia, ib = self.index[ca], self.index[cb]
                         if link.rows is None and link.cols is None and (
                                 self.is_total[ia] or self.is_total[ib]):
@@ -376,6 +498,10 @@ class _Model:
         for k, (tot, parts, _, _) in enumerate(self.equations):
             for v in {tot, *parts}:
                 self.eq_of[v].append(k)
+        #: published rates with a scale: (table, row position, rate column, numerator
+        #: variable, denominator variable, scale)
+        self.rates = [(t, pos, rcol, self.var_of[self.index[n]], self.var_of[self.index[d]], sc)
+                      for t, pos, rcol, n, d, sc in rates]
 
     def cell(self, v: int) -> tuple:
         return self.cells[self.members[v][0]]
@@ -387,12 +513,16 @@ class _Attack:
     """The attacker's linear (or integer) programmes for one state of knowledge.
 
     ``known[v]`` is the interval the attacker knows for variable ``v``
-    (a point when shown unrounded). Variables known exactly are constants;
-    the others are joined into components by the equations, and each
-    component's constraint matrix is built once and reused for every target.
+    (a point when shown unrounded). ``ratios`` are published rates as
+    ``(numerator variable, denominator variable, scale, low, high)``:
+    ``low * denominator <= scale * numerator <= high * denominator``.
+    Variables known exactly are constants; the others are joined into
+    components by the equations and ratios, and each component's constraint
+    matrices are built once and reused for every target.
     """
 
-    def __init__(self, model: _Model, known: list[tuple[float, float]], integer: bool) -> None:
+    def __init__(self, model: _Model, known: list[tuple[float, float]], integer: bool,
+                 ratios: Sequence[tuple[int, int, float, float, float]] = ()) -> None:
         self.model, self.known, self.integer = model, known, integer
         self.is_free = [k[1] - k[0] > _EPS for k in known]
         free = [v for v in range(model.n) if self.is_free[v]]
@@ -411,16 +541,36 @@ class _Attack:
             if not coef:
                 continue
             self.rows.append((coef, rhs, k))
-            vs = list(coef)
-            for v in vs[1:]:
-                parent[self._find(v)] = self._find(vs[0])
+            self._join(coef)
+        # inequalities coef . x <= rhs from the published rates
+        self.ub_rows: list[tuple[dict[int, float], float]] = []
+        for num, den, scale, lo, hi in ratios:
+            for coef_num, coef_den in ((scale, -hi), (-scale, lo)):
+                coef, rhs = {}, 0.0
+                for v, c in ((num, coef_num), (den, coef_den)):
+                    if self.is_free[v]:
+                        coef[v] = coef.get(v, 0.0) + c
+                    else:
+                        rhs -= c * known[v][0]
+                coef = {v: c for v, c in coef.items() if c != 0}
+                if coef:
+                    self.ub_rows.append((coef, rhs))
+                    self._join(coef)
         self.comp_rows: dict[int, list[int]] = {}
         for r, (coef, _, _) in enumerate(self.rows):
             self.comp_rows.setdefault(self._find(next(iter(coef))), []).append(r)
+        self.comp_ub: dict[int, list[int]] = {}
+        for r, (coef, _) in enumerate(self.ub_rows):
+            self.comp_ub.setdefault(self._find(next(iter(coef))), []).append(r)
         self.comp_vars: dict[int, list[int]] = {}
         for v in free:
             self.comp_vars.setdefault(self._find(v), []).append(v)
         self.cache: dict[int, tuple] = {}
+
+    def _join(self, coef: dict[int, float]) -> None:
+        vs = list(coef)
+        for v in vs[1:]:
+            self._parent[self._find(v)] = self._find(vs[0])
 
     def _find(self, v: int) -> int:
         parent = self._parent
@@ -429,41 +579,52 @@ class _Attack:
             v = parent[v]
         return v
 
+    @staticmethod
+    def _matrix(rows: list[tuple[dict[int, float], float]], pos: dict[int, int]):
+        data, ri, ci, b = [], [], [], []
+        for i, (coef, rhs) in enumerate(rows):
+            for v, c in coef.items():
+                data.append(c)
+                ri.append(i)
+                ci.append(pos[v])
+            b.append(rhs)
+        return sparse.csr_matrix((data, (ri, ci)), shape=(len(rows), len(pos))), np.array(b, float)
+
     def _component(self, root: int) -> tuple:
         if root not in self.cache:
             vs = self.comp_vars[root]
             pos = {v: j for j, v in enumerate(vs)}
-            rs = self.comp_rows[root]
-            data, ri, ci, b = [], [], [], []
-            for i, r in enumerate(rs):
-                coef, rhs, _ = self.rows[r]
-                for v, c in coef.items():
-                    data.append(c)
-                    ri.append(i)
-                    ci.append(pos[v])
-                b.append(rhs)
-            a = sparse.csr_matrix((data, (ri, ci)), shape=(len(rs), len(vs)))
+            rs = self.comp_rows.get(root, [])
+            a, b = self._matrix([self.rows[r][:2] for r in rs], pos)
+            a_ub, b_ub = self._matrix([self.ub_rows[r] for r in self.comp_ub.get(root, [])], pos)
             lb = np.array([self.known[v][0] for v in vs], float)
             ub = np.array([self.known[v][1] for v in vs], float)
-            self.cache[root] = (pos, a, np.array(b), lb, ub, [self.rows[r][2] for r in rs])
+            self.cache[root] = (pos, a, b, a_ub, b_ub, lb, ub, [self.rows[r][2] for r in rs])
         return self.cache[root]
 
     def bound(self, t: int, sense: int) -> tuple[float, set[int]]:
         """Min (sense=+1) or max (sense=-1) of variable ``t``, and the binding equations."""
         lo, hi = self.known[t]
-        if not self.is_free[t] or self._find(t) not in self.comp_rows:
+        root = self._find(t) if self.is_free[t] else None
+        if root is None or (root not in self.comp_rows and root not in self.comp_ub):
             return (lo if sense > 0 else hi), set()
-        pos, a, b, lb, ub, eqs = self._component(self._find(t))
+        pos, a, b, a_ub, b_ub, lb, ub, eqs = self._component(root)
         c = np.zeros(len(pos))
         c[pos[t]] = sense
         if self.integer:
-            r = milp(c, constraints=LinearConstraint(a, b, b), integrality=np.ones(len(pos)),
-                     bounds=Bounds(lb, ub))
+            cons = []
+            if a.shape[0]:
+                cons.append(LinearConstraint(a, b, b))
+            if a_ub.shape[0]:
+                cons.append(LinearConstraint(a_ub, -np.inf, b_ub))
+            r = milp(c, constraints=cons, integrality=np.ones(len(pos)), bounds=Bounds(lb, ub))
             unbounded = r.status != 0 and "unbounded" in str(r.message).lower()
             duals = None
         else:
-            r = linprog(c, A_eq=a, b_eq=b, bounds=list(zip(lb, [None if math.isinf(u) else u
-                                                               for u in ub])), method="highs")
+            r = linprog(c, A_eq=a if a.shape[0] else None, b_eq=b if a.shape[0] else None,
+                        A_ub=a_ub if a_ub.shape[0] else None, b_ub=b_ub if a_ub.shape[0] else None,
+                        bounds=list(zip(lb, [None if math.isinf(u) else u for u in ub])),
+                        method="highs")
             unbounded = r.status == 3
             duals = getattr(getattr(r, "eqlin", None), "marginals", None)
         if unbounded:
@@ -471,7 +632,7 @@ class _Attack:
         if r.status != 0:
             raise DataError(f"published tables are inconsistent: no values fit them "
                             f"({r.message}) near {_describe(self.model.cell(t))}")
-        binding = (set(eqs) if duals is None
+        binding = (set(eqs) if duals is None or len(duals) != len(eqs)
                    else {eqs[i] for i, d in enumerate(duals) if abs(d) > _EPS})
         value = sense * r.fun
         return (max(lo, value) if sense > 0 else min(hi, value)), binding
@@ -481,9 +642,10 @@ class _Attack:
 
 
 def _intervals(model: _Model, known: list[tuple[float, float]], targets: Iterable[int],
-               integer: bool) -> dict[int, tuple[float, float]]:
-    """Min and max of each target variable subject to the equations and ``known`` bounds."""
-    attack = _Attack(model, known, integer)
+               integer: bool, ratios: Sequence[tuple] = ()) -> dict[int, tuple[float, float]]:
+    """Min and max of each target variable subject to the equations, the ``known``
+    bounds and the rate bounds ``ratios``."""
+    attack = _Attack(model, known, integer, ratios)
     return {t: attack.interval(t) for t in targets}
 
 
@@ -507,20 +669,58 @@ def _parse(value: Any) -> float | str:
     return float(value)
 
 
-def _known_from_published(model: _Model, frames: Mapping[str, pd.DataFrame]
-                          ) -> tuple[list[tuple[float, float]], set[int]]:
-    """What the attacker knows of each variable, and which variables are withheld."""
-    st = model.structure.settings
+def _rounding_interval(r: float, base: int, st: DisclosureSettings) -> tuple[float, float]:
+    """Values a count shown as ``r`` after rounding to ``base`` (half up) can have.
+
+    ``r - base//2 .. r + base - base//2 - 1`` (for base 10: ``r-5 .. r+4``),
+    narrowed by what the rules reveal: a shown count is 0 or at least the
+    threshold (smaller ones are withheld before rounding), so ``r = 10`` means
+    ``10 .. 14`` and ``r = 0`` means 0.
+    """
     t = st.threshold
+    lo, hi = max(0.0, r - base // 2), r + (base - base // 2) - 1
+    if r > 0 or st.suppress_zeros:
+        lo = max(lo, float(t)) if max(lo, float(t)) <= hi else lo
+    elif hi < t:
+        hi = 0.0
+    return lo, hi
+
+
+def _rate_bounds(text: Any, decimals: int) -> tuple[float, float] | None:
+    """The interval a published rate's exact value lies in; None if it says nothing.
+
+    ``23`` (0 decimals) -> ``22.5 .. 23.5``; ``k`` -> ``0 .. 0.5``; the decimals
+    of a string are its own, else ``decimals``.
+    """
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        return None
+    s = str(text).strip().replace(",", "")
+    d = len(s.split(".", 1)[1]) if isinstance(text, str) and "." in s else decimals
+    h = 0.5 * 10.0 ** -d
+    if s == "k":
+        return 0.0, h
+    try:
+        p = float(s)
+    except ValueError:
+        return None                     # c, x, z, blank
+    return max(0.0, p - h), p + h
+
+
+def _known_from_published(model: _Model, frames: Mapping[str, pd.DataFrame]
+                          ) -> tuple[list[tuple[float, float]], set[int], list[tuple]]:
+    """What the attacker knows of each variable, which variables are withheld, and the
+    published rates as ratio bounds (see :class:`_Attack`)."""
+    st = model.structure.settings
     lo_hidden = 0.0 if st.suppress_zeros else 1.0
     shown: list[tuple[float, float] | None] = [None] * model.n
     hidden: set[int] = set()
     for spec in model.structure.specs:
         df = frames[spec.name]
-        base = model.structure.rounding(spec)
         for pos, lab in enumerate(model.labels[spec.name]):
             for col in spec.count_cols:
-                v = model.var_of[model.index[(spec.name, lab, col)]]
+                cid = model.index[(spec.name, lab, col)]
+                v = model.var_of[cid]
+                base = model.base[cid]
                 raw = df[col].iloc[pos]
                 try:
                     x = _parse(raw)
@@ -530,23 +730,19 @@ def _known_from_published(model: _Model, frames: Mapping[str, pd.DataFrame]
                 if isinstance(x, str):
                     hidden.add(v)
                     continue
-                if base:
-                    lo = max(0.0, x - base // 2)
-                    hi = x + (base - base // 2) - 1
-                    if x > 0 or st.suppress_zeros:
-                        lo = max(lo, float(t)) if max(lo, float(t)) <= hi else lo
-                    elif hi < t:
-                        hi = 0.0
-                    iv = (lo, hi)
-                else:
-                    iv = (x, x)
+                iv = _rounding_interval(x, base, st) if base else (x, x)
                 old = shown[v]
                 if old is not None and max(old[0], iv[0]) <= min(old[1], iv[1]):
                     iv = (max(old[0], iv[0]), min(old[1], iv[1]))
                 shown[v] = iv
     # a cell withheld in one table but shown in another is known from the other
     known = [s if s is not None else (lo_hidden, math.inf) for s in shown]
-    return known, hidden  # type: ignore[return-value]
+    ratios = []
+    for table, pos, rcol, num, den, scale in model.rates:
+        b = _rate_bounds(frames[table][rcol].iloc[pos], st.rate_decimals)
+        if b is not None:
+            ratios.append((num, den, scale, *b))
+    return known, hidden, ratios  # type: ignore[return-value]
 
 
 def recover_suppressed(published: Mapping[str, pd.DataFrame] | "ProtectedSet" | "ProtectedTable",
@@ -557,8 +753,11 @@ def recover_suppressed(published: Mapping[str, pd.DataFrame] | "ProtectedSet" | 
     For each cell published as a token, the minimum and maximum of its value
     over all non-negative values consistent with the published tables: every
     total, group and link equation of ``structure``, the published values
-    (intervals when rounded), a shown count being 0 or at least the threshold,
-    and a withheld count being at least 1 when zeros are shown. Solved by
+    (intervals when rounded: ``r-5 .. r+4`` for a count shown as ``r`` in a row
+    rounded to 10), the published rates whose scale the structure declares
+    (``lower x denominator <= scale x numerator <= upper x denominator``), a
+    shown count being 0 or at least the threshold, and a withheld count being
+    at least 1 when zeros are shown. Solved by
     linear programming (``scipy.optimize.linprog``, HiGHS), or by integer
     programming (``milp``) when ``integer`` (default: the settings).
 
@@ -568,9 +767,9 @@ def recover_suppressed(published: Mapping[str, pd.DataFrame] | "ProtectedSet" | 
     """
     frames, structure = _unpack(published, structure)
     model = _Model(frames, structure)
-    known, hidden = _known_from_published(model, frames)
+    known, hidden, ratios = _known_from_published(model, frames)
     integer = structure.settings.attacker_integer if integer is None else integer
-    iv = _intervals(model, known, sorted(hidden), integer)
+    iv = _intervals(model, known, sorted(hidden), integer, ratios)
     out = {}
     for spec in structure.specs:
         df = frames[spec.name]
@@ -688,30 +887,45 @@ def _attacker_view(model: _Model, vals: list[float], hidden: set[int]
                    ) -> list[tuple[float, float]]:
     """What the attacker would know if ``hidden`` were withheld (rules as published)."""
     st = model.structure.settings
-    t = st.threshold
     lo_hidden = 0.0 if st.suppress_zeros else 1.0
     known = []
     for v in range(model.n):
         if v in hidden:
             known.append((lo_hidden, math.inf))
             continue
-        # a variable may span tables with different rounding: intersect
+        # a variable may span tables (or rows) with different rounding: intersect
         lo, hi = 0.0, math.inf
         for i in model.members[v]:
-            spec = model.structure.spec(model.cells[i][0])
-            base = model.structure.rounding(spec)
+            base = model.base[i]
             if not base:
                 lo, hi = vals[v], vals[v]
                 break
-            r = _round(vals[v], base)
-            a, b = max(0.0, r - base // 2), r + (base - base // 2) - 1
-            if r > 0 or st.suppress_zeros:
-                a = max(a, float(t)) if max(a, float(t)) <= b else a
-            elif b < t:
-                b = 0.0
+            a, b = _rounding_interval(_round(vals[v], base), base, st)
             lo, hi = max(lo, a), min(hi, b)
         known.append((lo, hi))
     return known
+
+
+def _ratios_view(model: _Model, frames: Mapping[str, pd.DataFrame], vals: list[float],
+                 hidden: set[int]) -> list[tuple]:
+    """The rates that would be published if ``hidden`` were withheld, as ratio bounds."""
+    d = model.structure.settings.rate_decimals
+    out = []
+    for table, pos, rcol, num, den, scale in model.rates:
+        if num in hidden or den in hidden:
+            continue
+        b = _rate_bounds(_format_rate(frames[table][rcol].iloc[pos], vals[den], d), d)
+        if b is not None:
+            out.append((num, den, scale, *b))
+    return out
+
+
+def _attack_on(model: _Model, frames: Mapping[str, pd.DataFrame], vals: list[float],
+               hidden: set[int]) -> _Attack:
+    """The attacker facing the output that withholds ``hidden``."""
+    return _Attack(model, _attacker_view(model, vals, hidden),
+                   model.structure.settings.attacker_integer,
+                   _ratios_view(model, frames, vals, hidden))
 
 
 def protect_tables(frames: Mapping[str, pd.DataFrame], specs: Sequence[TableSpec],
@@ -754,11 +968,11 @@ def protect_tables(frames: Mapping[str, pd.DataFrame], specs: Sequence[TableSpec
     if secondary:
         _closure(model, vals, hidden, reasons, st)
         while audit:
-            failing = _failing(model, vals, hidden, st)
+            failing = _failing(model, frames, vals, hidden, st)
             if not failing:
                 break
             for target, before, binding in failing:
-                attack = _Attack(model, _attacker_view(model, vals, hidden), st.attacker_integer)
+                attack = _attack_on(model, frames, vals, hidden)
                 check = _check_one(attack, target, vals[target], st)
                 if check is None:
                     continue          # fixed by an earlier addition in this round
@@ -772,8 +986,7 @@ def protect_tables(frames: Mapping[str, pd.DataFrame], specs: Sequence[TableSpec
                     trial, tr = set(hidden) | {c}, dict(reasons)
                     tr[c] = ("secondary:audit", target)
                     _closure(model, vals, trial, tr, st)
-                    after = _Attack(model, _attacker_view(model, vals, trial),
-                                    st.attacker_integer).interval(target)
+                    after = _attack_on(model, frames, vals, trial).interval(target)
                     if (after[1] > before[1] + _EPS
                             or after[1] - after[0] > before[1] - before[0] + _EPS):
                         chosen = (trial, tr)
@@ -805,9 +1018,10 @@ def _check_one(attack: _Attack, v: int, x: float, st: DisclosureSettings
     return (lo, hi), bind_hi | bind_lo
 
 
-def _failing(model: _Model, vals: list[float], hidden: set[int], st: DisclosureSettings
+def _failing(model: _Model, frames: Mapping[str, pd.DataFrame], vals: list[float],
+             hidden: set[int], st: DisclosureSettings
              ) -> list[tuple[int, tuple[float, float], set[int]]]:
-    attack = _Attack(model, _attacker_view(model, vals, hidden), st.attacker_integer)
+    attack = _attack_on(model, frames, vals, hidden)
     out = []
     for v in sorted(hidden):
         r = _check_one(attack, v, vals[v], st)
@@ -859,7 +1073,6 @@ def _publish(model: _Model, frames: Mapping[str, pd.DataFrame], vals: list[float
     out = {}
     for spec in structure.specs:
         df = frames[spec.name]
-        base = structure.rounding(spec)
         labels = model.labels[spec.name]
         pub = df.copy()
         mask = pd.DataFrame(False, index=df.index, columns=list(spec.count_cols))
@@ -877,9 +1090,10 @@ def _publish(model: _Model, frames: Mapping[str, pd.DataFrame], vals: list[float
                                  "protects": "" if prot is None else _describe(model.cell(prot)),
                                  "_order": (pos, spec.count_cols.index(col))})
                 else:
+                    base = model.base[model.index[(spec.name, lab, col)]]
                     texts.append(str(_round(vals[v], base)))
             pub[col] = pd.Series(texts, index=df.index, dtype=object)
-        for rcol, (num, den) in (spec.rate_cols or {}).items():
+        for rcol, (num, den, *_) in (spec.rate_cols or {}).items():
             if rcol not in df.columns:
                 raise DataError(f"table {spec.name}: rate column {rcol!r} not found")
             for c in (num, den):
@@ -905,14 +1119,14 @@ def _publish(model: _Model, frames: Mapping[str, pd.DataFrame], vals: list[float
 def protect_table(df: pd.DataFrame, *, count_cols: Sequence[str], row_keys: Sequence[str] | str,
                   total_row: Any = None, total_col: str | None = None,
                   row_groups: Mapping | None = None, col_groups: Mapping | None = None,
-                  rate_cols: Mapping[str, tuple[str, str | None]] | None = None,
+                  rate_cols: Mapping[str, tuple] | None = None, level_col: str | None = None,
                   name: str = "table", threshold: int | None = None,
                   protection_level: float | None = None, rounding: int | None = None,
                   suppress_zeros: bool | None = None, settings: DisclosureSettings | None = None,
                   secondary: bool = True, audit: bool = True) -> ProtectedTable:
     """Protect one table (see :func:`protect_tables` and the module docstring)."""
     spec = TableSpec(name, tuple(count_cols), row_keys, total_row, total_col, row_groups,
-                     col_groups, rate_cols)
+                     col_groups, rate_cols, level_col=level_col)
     return protect_tables({name: df}, [spec], settings=settings, threshold=threshold,
                           protection_level=protection_level, rounding=rounding,
                           suppress_zeros=suppress_zeros, secondary=secondary,
@@ -989,11 +1203,16 @@ def check_disclosure(published: Any, structure: Structure | None = None) -> list
             problems.append(str(exc))
             unreadable = True
             continue
-        base = structure.rounding(spec)
+        try:
+            bases = structure.row_bases(spec, df)
+        except DataError as exc:
+            problems.append(str(exc))
+            unreadable = True
+            continue
         hidden_mask: dict[str, list[bool]] = {}
         for col in spec.count_cols:
             hidden_mask[col] = []
-            for lab, raw in zip(labels, df[col]):
+            for lab, raw, base in zip(labels, df[col], bases):
                 where = _describe((spec.name, lab, col))
                 try:
                     x = _parse(raw)
@@ -1014,7 +1233,7 @@ def check_disclosure(published: Any, structure: Structure | None = None) -> list
                     problems.append(f"{where}: zero published but zeros are suppressed")
                 elif base and x % base:
                     problems.append(f"{where}: count {int(x)} not rounded to base {base}")
-        for rcol, (num, den) in (spec.rate_cols or {}).items():
+        for rcol, (num, den, *_) in (spec.rate_cols or {}).items():
             if rcol not in df.columns:
                 problems.append(f"table {spec.name}: rate column {rcol!r} not found")
                 continue

@@ -386,17 +386,26 @@ def write_atomically(files: dict[str, pd.DataFrame], out_dir: Path) -> list[Path
 
 
 def build_panel_files(out_dir: Path | None = None, progress: bool = True, *,
-                      child_level_dir: Path | None = None, strict: bool = False) -> list[Path]:
+                      child_level_dir: Path | None = None, strict: bool = False,
+                      child_level_inputs=None) -> list[Path]:
     """Build the panel and write ``panel.csv``, ``measures.csv`` and companions.
 
     With ``child_level_dir`` the child-level measures are merged in and the
     protected child-level tables written (:mod:`analysis.childlevel.pipeline`).
+    The child-level returns are read and validated first
+    (:func:`~analysis.childlevel.pipeline.read_and_validate`, unless
+    ``child_level_inputs`` holds its result): a bad return stops the stage
+    before the public build, and nothing is written.
     """
+    if child_level_dir is not None and child_level_inputs is None:
+        from .childlevel.pipeline import read_and_validate
+
+        child_level_inputs = read_and_validate(Path(child_level_dir), strict=strict)
     build = build_panel(progress=progress)
     if child_level_dir is not None:
         from .childlevel.pipeline import add_child_level
 
-        add_child_level(build, Path(child_level_dir), strict=strict)
+        add_child_level(build, Path(child_level_dir), strict=strict, inputs=child_level_inputs)
     return write_atomically(build.files, Path(out_dir) if out_dir else PROCESSED_DIR)
 
 

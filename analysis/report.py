@@ -392,7 +392,7 @@ def disclosure_rules() -> str:
     zeros = ("zeros are suppressed like other small counts" if st.suppress_zeros
              else "a zero is published as zero, as in the Department's releases")
     items = [
-        f"**Small counts.** A count from one to {st.threshold - 1} is withheld and shown as `c`; "
+        f"**Small counts.** A count from 1 to {st.threshold - 1} is withheld and shown as `c`; "
         f"{zeros}.",
         "**Secondary suppression.** Further counts are withheld so that no withheld count can "
         "be worked out from totals, from the other cells of its row, or from differences "
@@ -408,11 +408,17 @@ def disclosure_rules() -> str:
 
 
 def rounding_rule(st) -> str:
-    """The rounding sentence for the disclosure rules ('' when nothing is rounded)."""
-    base = getattr(st, "rounding", None)
-    if not base:
+    """The rounding sentence of the disclosure rules, from the per-level setting."""
+    words = {"national": "England", "regional": "regional", "local_authority": "local authority"}
+    bases = {lvl: st.rounding_for(lvl) for lvl in words}
+    rounded = [f"{words[lvl]} counts to the nearest {b}" for lvl, b in bases.items() if b]
+    plain = [words[lvl] for lvl, b in bases.items() if not b]
+    if not rounded:
         return "**Rounding.** Counts are published unrounded."
-    return f"**Rounding.** Published counts are rounded to the nearest {base}."
+    text = "**Rounding**, as in the Department's releases: " + ", ".join(rounded)
+    if plain:
+        text += "; " + " and ".join(plain) + " counts unrounded"
+    return text + ". The England row of each table is the rounded sum of the unrounded authority counts."
 
 
 def pairs_table(outcome: str) -> pd.DataFrame:

@@ -4,10 +4,13 @@ Generates at least 5 million synthetic episode rows (plus their header rows) for
 LAs and the reporting years 2013-2024, written in chunks to one combined CSV
 with LA and YEAR columns (as a national or liia-tools combined extract), then
 times: reading both files with :mod:`analysis.childlevel.readers` (pyarrow CSV),
-validating them against the year's code lists (:func:`validate_903`), and a
-simple aggregation - episodes per LA-year and the share of children in care on
-31 March in a kinship foster placement (U1-U3) per LA-year. Five invalid
-records are planted so validation has something to find.
+validating them against the year's code lists (:func:`validate_903`), and the
+data stage's own aggregation: one copy of each episode repeated across
+returns (:func:`analysis.childlevel.returns.combine_returns`), then every
+SSDA903 outcome by LA and year (:func:`analysis.childlevel.aggregate.tidy_measures`:
+kinship at 31 March, kinship in periods of care, with censoring at the end
+of the records). Five invalid records are planted so validation has something
+to find.
 
 Reports wall time per step and peak resident memory (``ru_maxrss`` of this
 process; the generation step runs in a child process so its memory is not
@@ -98,14 +101,17 @@ def main() -> None:
     times["validate"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    per = episodes.groupby(["la", "year"], observed=True).size().rename("episodes")
-    year_end = pd.to_datetime(episodes["year"].astype(str) + "-03-31").astype("datetime64[s]")
-    in_care = episodes["dec"].isna() & episodes["dec_unparsed"].isna() & (episodes["decom"] <= year_end)
-    kin = episodes["place"].isin(["U1", "U2", "U3"])
-    snap = pd.DataFrame({"la": episodes["la"], "year": episodes["year"], "kin": kin})[in_care.to_numpy()]
-    agg = snap.groupby(["la", "year"], observed=True)["kin"].agg(["size", "mean"])
-    table = pd.concat([per, agg.rename(columns={"size": "in_care_31_march",
-                                                "mean": "kinship_share"})], axis=1)
+    # The data stage's own path (analysis.childlevel.pipeline.add_child_level): one copy
+    # of each episode repeated across returns, then every 903 outcome by LA and year.
+    from analysis.childlevel.aggregate import tidy_measures
+    from analysis.childlevel.returns import combine_returns, records_coverage
+
+    once, _ = combine_returns(episodes, None)
+    cover = records_coverage(episodes, None).set_index("la")
+    tidy = tidy_measures(once, None, data_start=cover["data_start"], data_end=cover["data_end"])
+    table = tidy.pivot_table(index=["la_code", "year"], columns="measure", values="value")
+    table = table.rename(columns={"cla_kinship_pct": "kinship_share"})
+    table["kinship_share"] = table["kinship_share"] / 100
     times["aggregate"] = time.perf_counter() - t
 
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
@@ -114,8 +120,9 @@ def main() -> None:
           f"{episodes['la'].nunique()} LAs x {episodes['year'].nunique()} years")
     print(f"problems found: {len(report)} -> " +
           ", ".join(f"{k}={v}" for k, v in report.groupby(['rule', 'field']).size().items()))
-    print(f"LA-year table: {len(table)} rows; kinship share at 31 March: median "
-          f"{table['kinship_share'].median():.3f}")
+    print(f"distinct episodes (repeats across returns merged): {len(once):,}")
+    print(f"LA-year table: {len(table)} rows x {table.shape[1]} measures; kinship share at "
+          f"31 March: median {table['kinship_share'].median():.3f}")
     for k, v in times.items():
         print(f"  {k:<10}{v:6.1f} s")
     print(f"read + validate + aggregate: {total:.1f} s (target < 60 s); "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,8 @@ from analysis.childlevel import aggregate as A
 from analysis.childlevel import outcomes as O
 from analysis.errors import DataError
 from analysis.panel import DEFINITIONS_PATH
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 T = pd.Timestamp
 LA, LB = "E09000005", "E06000023"
@@ -37,11 +40,16 @@ def referrals(rows):
 
 # --------------------------------------------------------------------------- bank holidays
 
-def test_bank_holiday_file_follows_the_rules_and_known_dates():
-    hol = set(O.bank_holidays().dt.date)
+#: The list typed by hand from gov.uk (2012-2026) that the analysis used before the
+#: ``holidays`` package: an independent source to check the package against.
+HAND_TYPED = FIXTURES / "bank_holidays_england_2012_2026.csv"
+
+
+def test_bank_holidays_follow_the_rules_and_known_dates():
+    hol = set(O.bank_holidays(years=range(2012, 2031)).dt.date)
     assert all(d.weekday() < 5 for d in hol)
-    assert {d.year for d in hol} == set(range(2012, 2027))
-    for y in range(2012, 2027):
+    assert {d.year for d in hol} == set(range(2012, 2031))
+    for y in range(2012, 2031):
         e = easter(y)
         assert e - dt.timedelta(days=2) in hol and e + dt.timedelta(days=1) in hol, y
         # last Monday in August
@@ -51,14 +59,36 @@ def test_bank_holiday_file_follows_the_rules_and_known_dates():
         xmas = [d for d in hol if d.year == y and d.month == 12]
         assert len(xmas) == 2 and all(d.day in (25, 26, 27, 28) for d in xmas)
     assert dt.date(2019, 4, 22) in hol                     # Easter Monday 2019
-    assert dt.date(2020, 5, 8) in hol and dt.date(2020, 5, 4) not in hol  # VE day move
     assert dt.date(2019, 12, 25) in hol and dt.date(2015, 12, 28) in hol
-    assert dt.date(2022, 9, 19) in hol and dt.date(2023, 5, 8) in hol
-    assert dt.date(2012, 6, 5) in hol and dt.date(2012, 5, 28) not in hol
-    assert "gov.uk/bank-holidays" in O.BANK_HOLIDAYS_PATH.read_text(encoding="utf-8")
 
 
-def test_working_days_across_easter_and_may_bank_holidays():
+def test_one_off_bank_holidays_and_substitute_days():
+    hol = set(O.bank_holidays(years=range(2011, 2024)).dt.date)
+    assert dt.date(2011, 4, 29) in hol                                       # royal wedding
+    assert {dt.date(2012, 6, 4), dt.date(2012, 6, 5)} <= hol                 # Diamond Jubilee
+    assert dt.date(2012, 5, 28) not in hol                                   # spring moved to 4 June
+    assert dt.date(2020, 5, 8) in hol and dt.date(2020, 5, 4) not in hol     # VE day move
+    assert {dt.date(2022, 6, 2), dt.date(2022, 6, 3)} <= hol                 # Platinum Jubilee
+    assert dt.date(2022, 5, 30) not in hol                                   # spring moved to 2 June
+    assert dt.date(2022, 9, 19) in hol                                       # state funeral
+    assert dt.date(2023, 5, 8) in hol                                        # coronation
+    # Christmas 2021 and 2022 on weekends: substitutes on the Monday and Tuesday after
+    assert {d for d in hol if d.year == 2021 and d.month == 12} == {dt.date(2021, 12, 27),
+                                                                    dt.date(2021, 12, 28)}
+    assert {d for d in hol if d.year == 2022 and d.month == 12} == {dt.date(2022, 12, 26),
+                                                                    dt.date(2022, 12, 27)}
+    assert dt.date(2022, 1, 3) in hol                                        # New Year substitute
+
+
+def test_package_agrees_with_the_hand_typed_gov_uk_list():
+    # the list typed from gov.uk (2012-2026) and the holidays package: date for date
+    typed = set(O.bank_holidays(HAND_TYPED).dt.date)
+    package = set(O.bank_holidays(years=range(2012, 2027)).dt.date)
+    assert len(typed) == 124
+    assert sorted(typed ^ package) == []
+
+
+def test_working_days_across_bank_holidays():
     # Fri 2019-04-12 to Fri 2019-06-21 is exactly 10 weeks: 50 weekdays in [start, end).
     # Bank holidays inside: Good Friday 19 Apr, Easter Monday 22 Apr, early May 6 May,
     # spring 27 May -> 50 - 4 = 46 working days.
@@ -69,12 +99,37 @@ def test_working_days_across_easter_and_may_bank_holidays():
     assert O.working_days([T("2019-12-24")], [T("2019-12-27")])[0] == 1
     # Thu 7 May 2020 to Mon 11 May: 7 counts, Fri 8 (VE day) and the weekend do not -> 1
     assert O.working_days([T("2020-05-07")], [T("2020-05-11")])[0] == 1
+    # Wed 1 June 2022 to Mon 6 June: 1 counts; Thu 2 and Fri 3 (spring bank holiday and
+    # Platinum Jubilee) and the weekend do not -> 1
+    assert O.working_days([T("2022-06-01")], [T("2022-06-06")])[0] == 1
+    # Fri 24 Dec 2021 to Wed 29 Dec: 24 counts; Mon 27 and Tue 28 are the Christmas and
+    # Boxing Day substitutes -> 1. Likewise Fri 23 Dec 2022 to Wed 28 Dec (26 and 27 off).
+    assert O.working_days([T("2021-12-24"), T("2022-12-23")],
+                          [T("2021-12-29"), T("2022-12-28")]).tolist() == [1, 1]
+    # Fri 16 Sep 2022 to Tue 20 Sep: 16 counts, Mon 19 (state funeral) does not -> 1
+    assert O.working_days([T("2022-09-16")], [T("2022-09-20")])[0] == 1
     # Friday referral authorised the next Monday: 1; same day: 0; missing: NaN
     out = O.working_days([T("2019-03-01"), T("2019-03-01"), pd.NaT],
                          [T("2019-03-04"), T("2019-03-01"), T("2019-03-04")])
     assert out[0] == 1 and out[1] == 0 and np.isnan(out[2])
+
+
+def test_working_days_beyond_2026_and_before_2012():
+    # years the hand-typed list never held: Fri 24 Dec 2027 to Wed 29 Dec, Christmas and
+    # Boxing Day on the weekend, substitutes Mon 27 and Tue 28 -> 1 (24 Dec); Easter 2030
+    # is 21 April: Thu 18 to Tue 23, Good Friday 19 and Easter Monday 22 off -> 1 (18 Apr)
+    assert O.working_days([T("2027-12-24")], [T("2027-12-29")])[0] == 1
+    assert O.working_days([T("2030-04-18")], [T("2030-04-23")])[0] == 1
+    # 2010: early May 3 May -> Fri 30 Apr to Tue 4 May is 1 working day
+    assert O.working_days([T("2010-04-30")], [T("2010-05-04")])[0] == 1
+    # a span across many years: 2024-01-01 to 2034-01-01 less 8 bank holidays a year
+    n = O.working_days([T("2024-01-01")], [T("2034-01-01")])[0]
+    weekdays = np.busday_count(np.datetime64("2024-01-01"), np.datetime64("2034-01-01"))
+    assert n == weekdays - len(O.bank_holidays(years=range(2024, 2034)))
+    # with a list of dates instead, dates outside it are refused
     with pytest.raises(DataError, match="outside the bank holidays"):
-        O.working_days([T("2010-05-01")], [T("2010-06-01")])
+        O.working_days([T("2010-05-01")], [T("2010-06-01")], holidays_path=HAND_TYPED)
+    assert O.working_days([T("2022-06-01")], [T("2022-06-06")], holidays_path=HAND_TYPED)[0] == 1
 
 
 def test_assessment_duration_and_45_day_rule():

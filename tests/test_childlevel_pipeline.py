@@ -105,13 +105,20 @@ def study(world, built):
     return run_study(panel_path=built / "panel.csv", outcomes=["kinship_care"], progress=False)
 
 
+def _once(episodes: pd.DataFrame) -> pd.DataFrame:
+    """The generated returns with each episode once (an episode is in every return it touches)."""
+    from analysis.childlevel.returns import combine_returns
+
+    return combine_returns(episodes, None)[0]
+
+
 def _true_att(world) -> float:
     """Mean over the pilots' post-period LA-years of treated-world minus counterfactual poc %."""
     from analysis.childlevel.aggregate import to_panel_measures
 
     d, o = world["design"], world["design"].outcome("kinship_care")
-    a = to_panel_measures(world["episodes"]).set_index(["la_code", "year"])["poc_kinship_pct"]
-    b = to_panel_measures(world["episodes_cf"]).set_index(["la_code", "year"])["poc_kinship_pct"]
+    a = to_panel_measures(_once(world["episodes"])).set_index(["la_code", "year"])["poc_kinship_pct"]
+    b = to_panel_measures(_once(world["episodes_cf"])).set_index(["la_code", "year"])["poc_kinship_pct"]
     diff = (a - b).reset_index(name="d")
     first = diff["la_code"].map(world["treated"])
     post = first.notna() & (diff["year"] >= first) & diff["year"].between(o.first_year, o.last_year)
@@ -156,7 +163,7 @@ def test_child_level_lpm_finds_the_planted_effect(world, study):
     from analysis.childlevel.outcomes import kinship_periods_of_care
 
     o = world["design"].outcome("kinship_care")
-    poc = kinship_periods_of_care(world["episodes"])
+    poc = kinship_periods_of_care(_once(world["episodes"]))
     poc = poc[poc["year"].between(o.first_year, o.last_year)].copy()
     poc["first_treated"] = poc["la"].map(world["treated"]).fillna(0).astype(int)
     res = child_lpm_did(poc, "kinship_poc", "la", "year", "first_treated")
@@ -186,7 +193,7 @@ def test_study_reports_the_child_level_lpm_beside_the_la_level_estimate(world, b
     weight = (1.0 / k).groupby(pairs["comparator_code"]).sum().to_dict()
     weight |= {code: 1.0 for code in pairs["treated_code"].unique()}
     o = world["design"].outcome("kinship_care")
-    poc = kinship_periods_of_care(world["episodes"])
+    poc = kinship_periods_of_care(_once(world["episodes"]))
     poc = poc[poc["la"].isin(list(weight)) & poc["year"].between(o.first_year, o.last_year)].copy()
     poc["first_treated"] = poc["la"].map(world["treated"]).fillna(0).astype(int)
     poc["w"] = poc["la"].map(weight)
@@ -214,6 +221,22 @@ def test_published_tables_pass_disclosure_and_resist_recovery(world, built):
     for col in ("numerator", "rest", "denominator"):
         shown = pd.to_numeric(published[col], errors="coerce")
         assert not shown.between(1, threshold - 1).any(), col
+    # one England row (E92000001) per measure and year: the sum of the LA rows rounded to
+    # the nearest 10 (DfE's national rounding), where every LA count of the year is shown
+    eng = published["la_code"] == "E92000001"
+    assert published[eng].groupby(["measure", "year"]).size().eq(1).all()
+    assert published[eng][["measure", "year"]].drop_duplicates().shape[0] == \
+        published[["measure", "year"]].drop_duplicates().shape[0]
+    checked = 0
+    for (measure, year), g in published[~eng].groupby(["measure", "year"]):
+        e = published[eng & (published["measure"] == measure) & (published["year"] == year)].iloc[0]
+        for col in ("numerator", "denominator"):
+            if (g[col] == "c").any() or e[col] == "c":
+                continue
+            total = pd.to_numeric(g[col]).sum()
+            assert int(e[col]) == int(np.floor(total / 10 + 0.5)) * 10, (measure, year, col)
+            checked += 1
+    assert checked
     # Small cells: the synthetic LAs are large, so also protect a version with
     # small LA-years (a tenth of the children of a few LAs) to exercise suppression.
     tidy = tidy_measures(world["episodes"])

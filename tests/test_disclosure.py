@@ -308,12 +308,56 @@ def test_bad_input_is_refused():
 
 def test_settings_file_matches_the_defaults_and_refuses_unknown_keys(tmp_path):
     st = load_settings()
-    assert (st.threshold, st.protection_level, st.suppress_zeros, st.rounding) == (10, 10, False, None)
+    dfe = {"national": 10, "regional": 10, "local_authority": None}
+    assert (st.threshold, st.protection_level, st.suppress_zeros, st.rounding) == (10, 10, False, dfe)
+    assert DisclosureSettings().rounding == dfe
+    assert (st.rounding_for("national"), st.rounding_for("Regional"),
+            st.rounding_for("Local authority"), st.rounding_for(None)) == (10, 10, None, None)
     assert st.is_count("n_children") and st.is_rate("pct_kinship") and not st.is_count("la_code")
     p = tmp_path / "d.yaml"
     p.write_text("threshold: 10\nthreshhold: 5\n")
     with pytest.raises(DataError, match="unknown key 'threshhold'"):
         load_settings(p)
+
+
+def test_rounding_setting_by_level_scalar_and_refusals(tmp_path):
+    p = tmp_path / "d.yaml"
+    p.write_text("rounding: 5\n")                     # one base for every level (as before)
+    st = load_settings(p)
+    assert st.rounding == 5 and st.rounding_for("national") == st.rounding_for(None) == 5
+    p.write_text("rounding:\n  national: 100\n")     # levels left out are unrounded
+    assert load_settings(p).rounding == {"national": 100, "regional": None, "local_authority": None}
+    p.write_text("rounding: null\n")
+    assert load_settings(p).rounding_for("national") is None
+    for text, message in [("rounding:\n  county: 10\n", "rounding: unknown level 'county'"),
+                          ("rounding:\n  national: 0\n", "rounding of national must be null or"),
+                          ("rounding: ten\n", "rounding must be null, a whole number, or a mapping"),
+                          ("rounding: 2.5\n", "rounding must be null, a whole number, or a mapping")]:
+        p.write_text(text)
+        with pytest.raises(DataError, match=message):
+            load_settings(p)
+    with pytest.raises(DataError, match="unknown geographic level 'county'"):
+        DisclosureSettings().rounding_for("county")
+
+
+def test_rounding_by_the_level_of_each_row():
+    # England row rounded to 10, LA rows unrounded; the level comes from a column.
+    df = pd.DataFrame({"area": ["A", "B", "C", "England"], "level": ["Local authority"] * 3 + ["National"],
+                       "n": [12, 23, 41, 76], "m": [30, 35, 40, 105]})
+    df["all"] = df["n"] + df["m"]
+    spec = TableSpec("t", ("n", "m", "all"), "area", total_row="England", total_col="all",
+                     level_col="level")
+    pt = protect_tables({"t": df}, [spec], settings=DisclosureSettings())["t"]
+    pub = pt.published.set_index("area")
+    assert pub.loc["England", ["n", "m", "all"]].tolist() == ["80", "110", "180"]   # 76, 105, 181
+    assert pub.loc["A", ["n", "m", "all"]].tolist() == ["12", "30", "42"]           # unrounded
+    assert check_disclosure(pt) == []
+    bad = pt.published.copy()
+    bad.loc[bad["area"] == "England", "n"] = "76"
+    assert any("count 76 not rounded to base 10" in p for p in check_disclosure({"t": bad}, pt.structure))
+    bad = pt.published.copy()
+    bad.loc[0, "level"] = "county"
+    assert any("unknown geographic level 'county'" in p for p in check_disclosure({"t": bad}, pt.structure))
 
 
 def test_protection_criterion():

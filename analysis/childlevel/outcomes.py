@@ -27,6 +27,9 @@ same LA identifier (as the evaluation linked ``CHILD_LA_CODE`` to
 Conventions
 -----------
 Reporting year Y is 1 April Y-1 to 31 March Y (:func:`reporting_year`).
+``data_start`` and ``data_end`` (the first and last days the records cover)
+are a date, or a mapping from LA to date when LAs' returns cover different
+years (:func:`analysis.childlevel.returns.records_coverage`).
 "Within n months" uses calendar months (``pandas.DateOffset``): a date d is
 within n months after a date a when ``a < d <= a + n months`` (31 January + 1
 month is 28/29 February). The evaluation's R code used 30.5-day months for the
@@ -65,8 +68,9 @@ year of the period's start. The lists and the window are parameters in
 **Assessment duration** (:func:`assessment_durations`). For each assessment
 with an authorisation date, working days from the start date to the
 authorisation date, ``numpy.busday_count(start, authorisation)`` with
-Saturdays, Sundays and the England and Wales bank holidays in
-``data/reference/bank_holidays_england.csv`` excluded: the working days in
+Saturdays, Sundays and England's bank holidays (:func:`bank_holidays`: the
+``holidays`` package, country GB, subdivision ENG, with substitute days and
+one-offs such as the 2022 state funeral) excluded: the working days in
 ``[start, authorisation)``, so the start day is day 0 and a Friday referral
 authorised on the next Monday took 1 working day. This equals the
 evaluation's R formula (working days in ``[start, end]`` minus one, plus one
@@ -110,17 +114,18 @@ conference date, and per 10,000 children aged 0-17 when a population is given.
 """
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
-from .. import DATA_DIR
 from ..errors import DataError
 
 __all__ = [
-    "BANK_HOLIDAYS_PATH", "FOSTER_CODES", "KINSHIP_CODES", "bank_holidays", "reporting_year",
+    "BANK_HOLIDAYS", "FOSTER_CODES", "KINSHIP_CODES", "bank_holidays", "reporting_year",
     "working_days", "open_on", "kinship_snapshot", "kinship_la_year",
     "kinship_periods_of_care", "kinship_poc_la_year", "assessment_durations",
     "assessment_la_year", "rereferrals", "rereferral_la_year", "rereferral_after_nfa",
@@ -128,7 +133,9 @@ __all__ = [
     "icpc_la_year", "TIDY_COLUMNS",
 ]
 
-BANK_HOLIDAYS_PATH = DATA_DIR / "reference" / "bank_holidays_england.csv"
+#: Where England's bank holidays come from: ``holidays.country_holidays(*BANK_HOLIDAYS)``
+#: (the ``holidays`` package, pinned in pyproject.toml; England and Wales share the list).
+BANK_HOLIDAYS = ("GB", "ENG")
 #: Foster placements (SSDA903 PLACE): U1-U3 with a relative or friend, U4-U6 other carers.
 FOSTER_CODES = ("U1", "U2", "U3", "U4", "U5", "U6")
 #: Foster placements with a relative or friend (kinship foster care).
@@ -151,8 +158,20 @@ def reporting_year(dates) -> pd.Series:
     return y.where(d.notna()).astype("Int64")
 
 
+@lru_cache(maxsize=64)
+def _package_holidays(first: int, last: int) -> np.ndarray:
+    """England's bank holidays on weekdays, ``first`` to ``last`` (years), from ``holidays``."""
+    import holidays
+
+    country, subdiv = BANK_HOLIDAYS
+    cal = holidays.country_holidays(country, subdiv=subdiv, years=range(first, last + 1))
+    # weekend dates (Christmas on a Saturday) are in the calendar with their weekday
+    # substitutes; gov.uk lists only the substitutes, and weekends are not working days anyway
+    return np.array(sorted(d for d in cal if d.weekday() < 5), dtype="datetime64[D]")
+
+
 @lru_cache(maxsize=4)
-def _holidays(path: str) -> tuple[np.ndarray, int, int]:
+def _file_holidays(path: str) -> tuple[np.ndarray, int, int]:
     df = pd.read_csv(path, comment="#", dtype=str)
     if "date" not in df.columns:
         raise DataError("bank holiday file has no 'date' column", file=path)
@@ -164,36 +183,70 @@ def _holidays(path: str) -> tuple[np.ndarray, int, int]:
     return np.sort(arr), int(d.dt.year.min()), int(d.dt.year.max())
 
 
-def bank_holidays(path: Path | str = BANK_HOLIDAYS_PATH) -> pd.Series:
-    """England and Wales bank holidays (dates) from the reference file."""
-    arr, _, _ = _holidays(str(path))
+def bank_holidays(path: Path | str | None = None, *, years: Iterable[int] | None = None) -> pd.Series:
+    """England's bank holidays that fall on weekdays (substitute days included), as dates.
+
+    From the ``holidays`` package (:data:`BANK_HOLIDAYS`) for ``years`` (default:
+    2012 to next year), as gov.uk's list has them: the statutory days, their
+    weekday substitutes, and the one-off days (2011 royal wedding, 2012 Diamond
+    Jubilee, VE day moved to 8 May 2020, 2022 Platinum Jubilee and state
+    funeral, 2023 coronation). ``path`` reads a CSV with a ``date`` column
+    instead (a list to compare, e.g. the hand-typed one in ``tests/fixtures``).
+    """
+    if path is not None:
+        arr, _, _ = _file_holidays(str(path))
+    else:
+        ys = sorted({int(y) for y in years}) if years is not None else range(
+            2012, dt.date.today().year + 2)
+        arr = (np.concatenate([_package_holidays(y, y) for y in ys]) if len(ys)
+               else np.array([], dtype="datetime64[D]"))
     return pd.Series(pd.to_datetime(arr), name="date")
 
 
-def working_days(start, end, *, holidays_path: Path | str = BANK_HOLIDAYS_PATH) -> np.ndarray:
+def working_days(start, end, *, holidays_path: Path | str | None = None) -> np.ndarray:
     """Working days in ``[start, end)``: ``numpy.busday_count`` without weekends and bank holidays.
 
-    NaN where either date is missing. Raises :class:`DataError` when a date lies
-    outside the years the bank holiday file covers (the count would be wrong
-    without saying so).
+    NaN where either date is missing. The bank holidays are England's from the
+    ``holidays`` package for every year the dates span (:func:`bank_holidays`),
+    so new years of data need no list to be extended; a one-off bank holiday
+    announced after the pinned version was released is missing until the pin is
+    raised. ``holidays_path`` counts with a CSV list instead (``date`` column),
+    and then raises :class:`DataError` when a date lies outside the years it
+    covers (the count would be wrong without saying so).
     """
-    hol, y0, y1 = _holidays(str(holidays_path))
     s = pd.to_datetime(pd.Series(start)).reset_index(drop=True)
     e = pd.to_datetime(pd.Series(end)).reset_index(drop=True)
     ok = (s.notna() & e.notna()).to_numpy()
     out = np.full(len(s), np.nan)
     if not ok.any():
         return out
-    for d in (s[ok], e[ok]):
-        lo, hi = int(d.dt.year.min()), int(d.dt.year.max())
+    lo = int(min(s[ok].dt.year.min(), e[ok].dt.year.min()))
+    hi = int(max(s[ok].dt.year.max(), e[ok].dt.year.max()))
+    if holidays_path is None:
+        hol = _package_holidays(lo, hi)
+    else:
+        hol, y0, y1 = _file_holidays(str(holidays_path))
         if lo < y0 or hi > y1:
             raise DataError(f"dates from {lo} to {hi} fall outside the bank holidays listed "
                             f"({y0}-{y1})", file=str(holidays_path),
-                            hint="add the missing years from https://www.gov.uk/bank-holidays")
+                            hint="add the missing years, or leave holidays_path unset to use "
+                                 "the holidays package")
     a = s[ok].to_numpy().astype("datetime64[D]")
     b = e[ok].to_numpy().astype("datetime64[D]")
     out[ok] = np.busday_count(a, b, holidays=hol)
     return out
+
+
+def _bound(df: pd.DataFrame, value) -> pd.Series | pd.Timestamp:
+    """A first or last day of the data: one date for every row, or per LA.
+
+    ``value`` is a date, or a mapping (dict or Series) from LA code to date, when
+    the returns of different LAs cover different years; rows of an LA not in it
+    get NaT, which censors nothing.
+    """
+    if isinstance(value, (dict, pd.Series)):
+        return pd.to_datetime(df["la"].map(value))
+    return pd.Timestamp(value)
 
 
 def _add_months(dates: pd.Series, months: int) -> pd.Series:
@@ -351,7 +404,7 @@ def kinship_periods_of_care(episodes: pd.DataFrame, *, window_days: int = 365,
            .agg(poc_start=("poc_start", "first"), kinship_poc=("_k", "max")))
     out["year"] = reporting_year(out["poc_start"]).to_numpy()
     if data_end is not None:
-        late = out["poc_start"] + pd.Timedelta(days=window_days) > pd.Timestamp(data_end)
+        late = out["poc_start"] + pd.Timedelta(days=window_days) > _bound(out, data_end)
         out.loc[late, "kinship_poc"] = np.nan
     return out[["la", "child", "poc_start", "year", "kinship_poc"]].reset_index(drop=True)
 
@@ -368,7 +421,7 @@ def kinship_poc_la_year(periods: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- assessments
 
 def assessment_durations(cin: dict, *, start: str = "referral", limit: int = 45,
-                         holidays_path: Path | str = BANK_HOLIDAYS_PATH) -> pd.DataFrame:
+                         holidays_path: Path | str | None = None) -> pd.DataFrame:
     """Completed assessments with their duration in working days (see module docstring).
 
     Returns ``la, child, referral_id, start_date, authorisation_date, year,
@@ -447,7 +500,7 @@ def rereferrals(cin: dict, *, months: int = 12, data_start=None) -> pd.DataFrame
     prev = r.groupby(["la", "child"])["cin_referral_date"].shift(1)
     ind = (prev.notna() & (r["cin_referral_date"] <= _add_months(prev, months))).astype(float)
     if data_start is not None:
-        seen_from = pd.Timestamp(data_start) + pd.DateOffset(months=int(months))
+        seen_from = _add_months(_bound(r, data_start), months)
         unseen = prev.isna() & (r["cin_referral_date"] <= seen_from)
         ind = ind.mask(unseen)
     out = r[["la", "child", "referral_id", "cin_referral_date"]].copy()
@@ -458,14 +511,18 @@ def rereferrals(cin: dict, *, months: int = 12, data_start=None) -> pd.DataFrame
 
 
 def rereferral_la_year(rerefs: pd.DataFrame) -> pd.DataFrame:
-    """Tidy LA-year rows: ``referrals_child``, ``rereferrals_child`` (counts) and
-    ``rereferral_12m_pct_child`` (% of referrals with a known history)."""
-    d = rerefs[rerefs["rereferral_12m"].notna()]
-    if not len(d):
+    """Tidy LA-year rows: ``referrals_child`` (every referral), ``rereferrals_child`` and
+    ``rereferral_12m_pct_child`` (% of the referrals whose history is known)."""
+    if not len(rerefs):
         return pd.DataFrame(columns=TIDY_COLUMNS)
-    g = d.groupby(["la", "year"]).agg(n=("rereferral_12m", "size"), k=("rereferral_12m", "sum"))
-    return _concat([_tidy(g, "referrals_child", "n", None), _tidy(g, "rereferrals_child", "k", None),
-                    _tidy(g, "rereferral_12m_pct_child", "k", "n")])
+    every = rerefs.groupby(["la", "year"]).agg(n=("cin_referral_date", "size"))
+    d = rerefs[rerefs["rereferral_12m"].notna()]
+    parts = [_tidy(every, "referrals_child", "n", None)]
+    if len(d):
+        g = d.groupby(["la", "year"]).agg(n=("rereferral_12m", "size"), k=("rereferral_12m", "sum"))
+        parts += [_tidy(g, "rereferrals_child", "k", None),
+                  _tidy(g, "rereferral_12m_pct_child", "k", "n")]
+    return _concat(parts)
 
 
 def _next_after(base: pd.DataFrame, on: str, events: pd.DataFrame, ev_on: str,
@@ -513,7 +570,7 @@ def rereferral_after_nfa(cin: dict, *, months: int = 6, data_end=None) -> pd.Dat
     ind = (base["next_referral_date"].notna()
            & (base["next_referral_date"] <= limit)).astype(float)
     if data_end is not None:
-        ind = ind.mask(limit > pd.Timestamp(data_end))
+        ind = ind.mask(limit > _bound(base, data_end))
     base["year"] = reporting_year(base["nfa_date"]).to_numpy()
     base["rereferral_6m"] = ind
     return base[["la", "child", "referral_id", "cin_referral_date", "nfa_date", "year",
@@ -559,7 +616,7 @@ def rereferral_escalation(cin: dict, episodes: pd.DataFrame | None = None, *,
     limit = _add_months(rr["cin_referral_date"], window_months)
     ind = (first.notna() & (first <= limit)).astype(float)
     if data_end is not None:
-        ind = ind.mask(limit > pd.Timestamp(data_end))
+        ind = ind.mask(limit > _bound(rr, data_end))
     rr["escalated"] = ind
     return rr[["la", "child", "referral_id", "cin_referral_date", "year", "cpp_date",
                "care_entry_date", "escalated"]]

@@ -7,20 +7,48 @@ byte for byte what it was.
 Expected layout of DIR
 ----------------------
 Every ``*.csv`` and ``*.xml`` file under DIR (any depth; hidden files and
-folders are skipped) is an input:
+folders are skipped) is an input, one return per LA, year and table::
+
+    DIR/E09000007/2019/header.csv     SSDA903 header   } Camden, year ending
+    DIR/E09000007/2019/episodes.csv   SSDA903 episodes } 31 March 2019
+    DIR/E09000007/2019/cin.xml        CIN census (any name ending .xml)
+    DIR/202/2020/cin.xml              Camden again, under its DfE code
+    DIR/903/episodes.csv              combined file with LA and YEAR columns
+    DIR/returns/cin_2021.xml          LA and year from the file's <Header>
 
 * SSDA903 files are CSVs whose name contains ``header`` or ``episodes``
-  (case-insensitive), e.g. ``DIR/E09000005/2019/header.csv`` and
-  ``DIR/E09000005/2019/episodes.csv``. The LA and the reporting year (ending
-  31 March) of a file are, in this order: ``LA``/``YEAR`` columns in the file
-  (combined files, as liia-tools writes them, may hold many LAs and years);
-  else a folder name that is an ONS LA code (``E09000005``) or a DfE
-  three-digit code, and a folder name that is a four-digit year
-  (``2000``-``2099``), folders only (a file name is left to the reader,
-  which also knows ``E09000005_episodes.csv``). See :func:`analysis.childlevel.readers.read_903_header`.
-* CIN census files are XMLs (one per LA per year, per the DfE schema); LA and
-  year come from the path as above, else from the file's own header
-  (``<LEA>``, ``<ReferenceDate>``).
+  (case-insensitive; any other CSV is an error). CIN census files are XMLs
+  per the DfE schema (:func:`analysis.childlevel.readers.read_cin_census`).
+* *LA*: an ``LA`` column in the CSV (combined files, as liia-tools writes them,
+  may hold many LAs and years); else a folder name that is an ONS code
+  (``E09000007``) or a DfE three-digit code (``202``; a folder ``903`` is never
+  one); else, for a CSV, an LA code in the file name (``E09000007_episodes.csv``)
+  and, for an XML, its ``<LEA>``. Every code must be in the LA register
+  (``data/local_authorities.csv``); DfE and former ONS codes are mapped to
+  the current ONS code as the files are read, so ``DIR/202/`` and
+  ``DIR/E09000007/`` are one LA and a child's records link across them (the
+  validation report and the measures show the ONS code).
+* *Year* (the DfE reporting year, ending 31 March): a ``YEAR`` column in the
+  CSV; else a folder name of four digits (``2000``-``2099``); else, for an XML,
+  the year of its ``<ReferenceDate>``. A CSV needs a year column or folder. The
+  year decides the code lists and the year-end checks of validation; the
+  measures are dated by their own events (referral, authorisation, ...).
+* A year after the panel's last (:data:`analysis.panel.PANEL_YEARS`) is an
+  error: no panel row could hold its measures. A year before the panel's first
+  is read: its records are the history of later ones (a referral in it can
+  make one in the first panel year a re-referral); its own LA-year measures
+  find no panel row.
+
+Each of these is a one-line DataError naming the file: a CSV that is neither
+header nor episodes; no LA or no year; an LA code not in the register (folder
+name, ``LA`` column with its row, file name or ``<LEA>``); folders naming two
+different LAs or two years; a year after the panel; and a second return for the
+same LA, year and table (``DIR/E09000007/2019/cin.xml`` and
+``DIR/202/2019/cin.xml``, or a combined file overlapping a folder), naming both
+files. The files are read and validated before the public panel is built
+(:func:`read_and_validate`, called by :func:`analysis.build.ensure_panel`), so
+a layout error or, with ``--strict``, an invalid record stops the data stage
+within seconds, with ``data/processed`` (and its key) untouched.
 
 What the data stage does with them (:func:`add_child_level`)
 ------------------------------------------------------------
@@ -29,19 +57,32 @@ What the data stage does with them (:func:`add_child_level`)
    lists. Every problem is written, by rule, child, field, file and row, to
    ``childlevel_validation.csv``; no record is dropped. With ``strict`` the first
    problem stops the build with one line (exit status 2).
-2. Compute the child-level LA-year measures
-   (:func:`analysis.childlevel.aggregate.tidy_measures`, ``to_panel_measures``)
-   and merge them into ``panel.csv`` as extra columns (their names never clash
-   with the published measures'; see :mod:`analysis.childlevel.aggregate`),
-   with their definitions appended to ``measures.csv``.
+2. Keep one copy of each record repeated across consecutive returns (an
+   episode or referral open across 31 March is in both; the latest copy wins,
+   :func:`analysis.childlevel.returns.combine_returns`), find the days each
+   LA's returns cover (:func:`~analysis.childlevel.returns.records_coverage`),
+   and compute the child-level LA-year measures with the rules of
+   ``data/childlevel_outcomes.yaml``
+   (:func:`analysis.childlevel.aggregate.tidy_measures`, ``to_panel_measures``):
+   windows that run past an LA's last return, and re-referral histories that
+   start before its first, are censored, and LA-years outside its returns get
+   no value. Merge them into ``panel.csv`` as extra columns (their names never
+   clash with the published measures'; see :mod:`analysis.childlevel.aggregate`),
+   with their definitions appended to ``measures.csv``, and write their counts
+   to ``childlevel_counts.csv`` for the child-level DiD of :mod:`analysis.study`.
 3. Disclosure control (:mod:`analysis.disclosure`): the counts behind every
    child-level percentage (numerator, the rest of the denominator and the
    denominator, per LA and year, one table per measure, the denominator
-   declared the total of the other two so an attacker knows it) go through
-   :func:`analysis.disclosure.protect_tables` together, rates are withheld
-   wherever a count behind them is, and :func:`analysis.disclosure.assert_publishable`
-   checks the result; a failure stops the build (DataError, exit status 2).
-   What the book may show is ``childlevel_published.csv``.
+   declared the total of the other two so an attacker knows it), with an
+   England row per year (the LA rows' sum, declared their total, rounded to 10
+   as DfE rounds national figures), go through
+   :func:`analysis.disclosure.protect_tables` together, counts shared between
+   tables tied by ``Link.same`` (the two kinship tables' numerator; re-referrals,
+   the numerator of one table and the denominator of another); rates are
+   withheld wherever a count behind them is, and
+   :func:`analysis.disclosure.assert_publishable` checks the result; a failure
+   stops the build (DataError, exit status 2). What the book may show is
+   ``childlevel_published.csv``.
 
 What is and is not published
 ----------------------------
@@ -75,11 +116,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, relative_path
 
 ENV_VAR = "SOS_CHILDLEVEL_DIR"
 VALIDATION_FILE = "childlevel_validation.csv"
 PUBLISHED_FILE = "childlevel_published.csv"
+#: LA-year counts (numerator, denominator) of every child-level percentage, for the
+#: child-level DiD of :mod:`analysis.study`; never read by the book.
+COUNTS_FILE = "childlevel_counts.csv"
+COUNTS_COLUMNS = ["measure", "la_code", "year", "numerator", "denominator"]
 #: Columns of ``childlevel_published.csv``.
 PUBLISHED_COLUMNS = ["measure", "la_code", "year", "numerator", "rest", "denominator", "value"]
 
@@ -127,94 +172,345 @@ def _csv_columns(path: Path) -> set[str]:
     return {c.strip().strip('"').upper() for c in first.split(",")}
 
 
+def _register_codes() -> dict[str, str]:
+    """Every LA code of the register (current and former ONS, DfE) -> the current ONS code."""
+    from ..geography import la_register
+
+    reg = la_register()
+    out: dict[str, str] = {}
+    for code, former in zip(reg["la_code"], reg["former_codes"]):
+        for f in filter(None, str(former).split(";")):
+            out[f.strip()] = code
+    out.update(zip(reg["old_la_code"].astype(str), reg["la_code"]))
+    out.update(zip(reg["la_code"], reg["la_code"]))
+    return out
+
+
 def _la_year_from_path(path: Path, folder: Path) -> tuple[str | None, int | None]:
-    """LA and year from the folders (not the file name), unless the CSV has LA/YEAR columns."""
-    la = year = None
+    """LA (current ONS code) and year from the folders (not the file name), unless the CSV
+    has LA/YEAR columns.
+
+    A folder named like an LA code (``E09000007`` or ``202``; never ``903``) must be
+    in the LA register; DfE and former ONS codes map to the current ONS code, so
+    ``DIR/202/...`` and ``DIR/E09000007/...`` are one LA. Folders naming two
+    different LAs, or two different years, are an error.
+    """
     cols = _csv_columns(path) if path.suffix.lower() == ".csv" else set()
+    las, years = [], []
     for part in path.relative_to(folder).parent.parts:
-        if la is None and (_ONS.match(part) or _DFE.match(part)):
-            la = part
-        elif year is None and _YEAR.match(part):
-            year = int(part)
-    return (None if "LA" in cols else la), (None if "YEAR" in cols else year)
+        if part != "903" and (_ONS.match(part) or _DFE.match(part)):
+            las.append(part)
+        elif _YEAR.match(part):
+            years.append(int(part))
+    la = year = None
+    if las and "LA" not in cols:
+        codes = _register_codes()
+        unknown = [p for p in las if p not in codes]
+        if unknown:
+            raise DataError(f"folder {unknown[0]!r} is named like an LA code but is not in the LA "
+                            "register (data/local_authorities.csv)", file=relative_path(path))
+        mapped = sorted({codes[p] for p in las})
+        if len(mapped) > 1:
+            raise DataError(f"the folders name two LAs ({', '.join(las)})", file=relative_path(path))
+        la = mapped[0]
+    if years and "YEAR" not in cols:
+        if len(set(years)) > 1:
+            raise DataError(f"the folders name two years ({', '.join(map(str, years))})",
+                            file=relative_path(path))
+        year = years[0]
+    return la, year
+
+
+def _to_ons(df: pd.DataFrame, file: str, where: str) -> None:
+    """Map the ``la`` column of an SSDA903 table to current ONS codes, in place.
+
+    ``where`` says where the codes came from (``column LA`` or ``file name``). A
+    code not in the register (or blank) is a DataError naming the file, and the
+    column and row for an ``LA`` column.
+    """
+    if not len(df):
+        return
+    codes = _register_codes()
+    la = df["la"].astype(object)
+    bad = ~la.isin(set(codes)).to_numpy()
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        code = la.iloc[pos]
+        what = f"LA code {code!r}" if isinstance(code, str) else "a blank LA code"
+        in_column = where == "column LA"
+        raise DataError(f"{what} ({where}) is not in the LA register (data/local_authorities.csv)",
+                        file=file, column="LA" if in_column else None,
+                        row=int(df["row"].iloc[pos]) if in_column else None)
+    mapped = la.map(codes)
+    if not mapped.eq(la).all():
+        df["la"] = mapped.astype("str")
 
 
 def read_inputs(folder: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict | None]:
-    """All SSDA903 headers, episodes and CIN census tables under ``folder``, concatenated."""
-    from .readers import read_903_episodes, read_903_header, read_cin_census
+    """All SSDA903 headers, episodes and CIN census tables under ``folder``, concatenated.
 
+    LA codes are current ONS codes (see :func:`_la_year_from_path`). Raises a
+    one-line DataError naming the file for: a CSV that is neither header nor
+    episodes; a file whose LA or year cannot be found; an LA code not in the
+    register; a reporting year after the panel's last; a second return for the
+    same LA, year and table (naming both files).
+    """
+    from ..panel import PANEL_YEARS
+    from .readers import la_from_name, read_903_episodes, read_903_header, read_cin_census
+
+    last_year = max(PANEL_YEARS)
     headers, episodes, cin_parts = [], [], []
     files = input_files(folder)
     unknown = [f for f in files if _kind(f) is None]
     if unknown:
         raise DataError("a CSV whose name says neither 'header' nor 'episodes': "
-                        "cannot tell which SSDA903 table it is", file=str(unknown[0]))
+                        "cannot tell which SSDA903 table it is", file=relative_path(unknown[0]))
+    returns: dict[tuple[str, str, int], str] = {}
+    labels = {"header": "SSDA903 header", "episodes": "SSDA903 episodes", "cin": "CIN census"}
     for f in files:
+        file = relative_path(f)
         la, year = _la_year_from_path(f, folder)
         kind = _kind(f)
-        if kind == "header":
-            headers.append(read_903_header(f, year=year, la=la))
-        elif kind == "episodes":
-            episodes.append(read_903_episodes(f, year=year, la=la))
+        if kind in ("header", "episodes"):
+            cols = _csv_columns(f)
+            if la is None and "LA" not in cols and la_from_name(f) is None:
+                raise DataError("no LA for this SSDA903 file: put it under DIR/<LA code>/<year>/, "
+                                "name the LA in the file name or add an LA column", file=file)
+            if year is None and "YEAR" not in cols:
+                raise DataError("no reporting year for this SSDA903 file: put it under "
+                                "DIR/<LA code>/<year>/ or add a YEAR column", file=file)
+            reader = read_903_header if kind == "header" else read_903_episodes
+            df = reader(f, year=year, la=la)
+            if la is None:
+                _to_ons(df, file, "column LA" if "LA" in cols else "file name")
+            (headers if kind == "header" else episodes).append(df)
+            pairs = df[["la", "year"]].astype({"la": object}).drop_duplicates()
+            pairs = list(zip(pairs["la"], pairs["year"].astype(int)))
+            year_from = "the folder name" if year is not None else "column YEAR"
         else:
-            cin_parts.append(read_cin_census(f, year=year, la=la))
+            t = read_cin_census(f, year=year, la=la)
+            if la is None:
+                lea = t["header"]["lea"].iloc[0]
+                lea = lea.strip() if isinstance(lea, str) else ""
+                if not lea:
+                    raise DataError("no LA for this CIN census file: put it under "
+                                    "DIR/<LA code>/<year>/ or give <LEA> in its header", file=file)
+                codes = _register_codes()
+                if lea not in codes:
+                    raise DataError(f"LA code {lea!r} (<LEA> in the header) is not in the LA "
+                                    "register (data/local_authorities.csv)", file=file)
+                la = codes[lea]
+                for k in t:
+                    if k != "header":
+                        t[k]["la"] = la        # cin_details is referrals: set once or twice, same value
+            if year is None:
+                y = int(str(t["header"]["reference_date"].iloc[0])[:4])
+                year_from = "<ReferenceDate> in the header"
+            else:
+                y, year_from = year, "the folder name"
+            pairs = [(la, y)]
+            cin_parts.append(t)
+        late = [y for _, y in pairs if y > last_year]
+        if late:
+            raise DataError(f"reporting year {late[0]} (from {year_from}) is after the panel's last "
+                            f"year {last_year}: no panel row could hold its measures (take the "
+                            "file out of the folder, or rebuild once the public data cover that year)",
+                            file=file)
+        for la_, y in pairs:
+            first = returns.setdefault((kind, la_, y), file)
+            if first != file:
+                raise DataError(f"a second {labels[kind]} return for {la_} {y}: the first is "
+                                f"{first} (one file per LA, year and table)", file=file)
     if not (headers or episodes or cin_parts):
         raise DataError("no SSDA903 or CIN census files in the child-level folder", file=str(folder))
     if bool(headers) != bool(episodes):
         raise DataError("SSDA903 needs both header and episodes files", file=str(folder))
-    hd = pd.concat(headers, ignore_index=True) if headers else None
-    ep = pd.concat(episodes, ignore_index=True) if episodes else None
+    hd = _stack(headers) if headers else None
+    ep = _stack(episodes) if episodes else None
     cin = None
     if cin_parts:
-        keys = sorted({k for p in cin_parts for k in p if k != "header"})
+        keys = sorted({k for p in cin_parts for k in p if k not in ("header", "cin_details")})
         cin = {k: pd.concat([p[k] for p in cin_parts if k in p], ignore_index=True) for k in keys}
+        cin["cin_details"] = cin["referrals"]
     return hd, ep, cin
 
 
+def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """One SSDA903 table from its files, with each file's missing spec columns in
+    ``attrs["missing_by_file"]`` (``{file: (la, years, columns)}``): ``pd.concat``
+    drops the readers' per-file ``attrs``, and validation needs them."""
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs = {"missing_by_file": {
+        f.attrs["source_file"]: (str(f["la"].iloc[0]), sorted(int(y) for y in pd.unique(f["year"])),
+                                 list(f.attrs["missing_columns"]))
+        for f in frames if len(f) and f.attrs.get("missing_columns")}}
+    return out
+
+
+def _missing_columns(report: pd.DataFrame, header: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFrame:
+    """The 903 report with one ``missing_column`` row per file and spec column it lacks
+    (row 1), in place of a ``required`` row for each of its records, as
+    :func:`~analysis.childlevel.readers.validate_903` reports a single file."""
+    from . import codes
+
+    rows, missing = [], set()
+    for table, frame in (("Header", header), ("Episodes", episodes)):
+        for file, (la, years, cols) in frame.attrs.get("missing_by_file", {}).items():
+            for col in cols:
+                for y in years:
+                    lists = codes.code_lists_903(y)
+                    if f"{table}.{col}" in lists.fields:
+                        missing.add((file, col))
+                        rows.append(dict(rule="missing_column", child="", field=col, value="",
+                                         file=file, row=1, la=la, year=y,
+                                         message=f"the spec ({lists.source}) has column {col}; "
+                                         "the file does not"))
+                        break
+    if not rows:
+        return report
+    pairs = pd.Series(list(zip(report["file"], report["field"])), index=report.index, dtype=object)
+    keep = ~(report["rule"].eq("required") & pairs.isin(missing))
+    out = pd.concat([report[keep], pd.DataFrame(rows)[report.columns]], ignore_index=True)
+    return out.sort_values(["file", "row", "field", "rule"], kind="stable").reset_index(drop=True)
+
+
 def validate_inputs(header, episodes, cin, *, strict: bool = False) -> pd.DataFrame:
-    """Every validation problem (readers' report layout); ``strict`` raises on the first."""
+    """Every validation problem (readers' report layout).
+
+    ``strict`` raises a one-line DataError for the first problem (in file and
+    row order, SSDA903 and CIN census together) naming file, field, row, child
+    and rule; every record is validated first, none is dropped.
+    """
     from .readers import REPORT_COLUMNS, validate_903, validate_cin
 
     parts = []
     if header is not None:
-        parts.append(validate_903(header, episodes, strict=strict))
+        parts.append(_missing_columns(validate_903(header, episodes), header, episodes))
     if cin is not None:
-        parts.append(validate_cin(cin, strict=strict))
+        parts.append(validate_cin(cin))
     parts = [p for p in parts if len(p)]
-    return (pd.concat(parts, ignore_index=True)[REPORT_COLUMNS] if parts
-            else pd.DataFrame(columns=REPORT_COLUMNS))
+    if not parts:
+        return pd.DataFrame(columns=REPORT_COLUMNS)
+    report = pd.concat(parts, ignore_index=True)[REPORT_COLUMNS]
+    if strict:
+        r = report.sort_values(["file", "row"], kind="stable").iloc[0]
+        child = f" (child {r['child']!r})" if r["child"] else ""
+        raise DataError(f"{r['message']}{child} [rule {r['rule']}]", file=r["file"],
+                        column=r["field"], row=int(r["row"]))
+    return report
+
+
+class ChildLevelInputs:
+    """What :func:`read_and_validate` found: the tables and the validation report."""
+
+    def __init__(self, folder: Path, header, episodes, cin, validation: pd.DataFrame) -> None:
+        self.folder, self.header, self.episodes, self.cin = Path(folder), header, episodes, cin
+        self.validation = validation
+
+
+def read_and_validate(folder: Path, *, strict: bool = False) -> ChildLevelInputs:
+    """Read and validate every return under ``folder`` (:func:`read_inputs`, :func:`validate_inputs`).
+
+    The data stage runs this before the public build, so a bad layout or (with
+    ``strict``) an invalid record stops it within seconds, before anything is written.
+    """
+    header, episodes, cin = read_inputs(Path(folder))
+    validation = validate_inputs(header, episodes, cin, strict=strict)
+    return ChildLevelInputs(Path(folder), header, episodes, cin, validation)
 
 
 # --------------------------------------------------------------------------- disclosure
-def protect_counts(tidy: pd.DataFrame, *, settings=None):
+def protect_counts(tidy: pd.DataFrame, *, settings=None, secondary: bool = True,
+                   audit: bool = True):
     """Protected tables of the counts behind every child-level percentage.
 
-    One table per percentage measure: rows ``(la_code, year)``, counts
-    ``numerator``, ``rest`` (denominator less numerator) and ``denominator``
-    (declared their total), and the rate ``value`` = numerator / denominator
-    (withheld wherever a count is). Returns the :class:`~analysis.disclosure.ProtectedSet`.
+    One table per measure with a numerator and a denominator: rows
+    ``(la_code, year)``, counts ``numerator``, ``rest`` (denominator less
+    numerator) and ``denominator`` (declared their total), and the rate
+    ``value`` = scale x numerator / denominator (scale 100 for a percentage,
+    10,000 for a rate per 10,000, from the measure's unit in
+    :data:`analysis.childlevel.aggregate.MEASURES`), withheld wherever a count
+    is.
+
+    Each year also has an England row (``la_code`` ``E92000001``, level
+    ``national``): the sums of the LA rows' counts, declared their total so that
+    secondary suppression and the attacker account for it, rounded as the
+    disclosure settings say for the national level (DfE's practice: to the
+    nearest 10; the LA rows, level ``local_authority``, unrounded), with its
+    rate computed on the unrounded sums and declared with its scale, so the
+    attacker uses it too (:class:`analysis.disclosure.TableSpec`).
+
+    Tables that share a count are linked (:meth:`analysis.disclosure.Link.same`),
+    so a cell withheld in one is withheld in the other and the attacker may
+    difference the two: the numerator of ``cla_kinship_pct`` and of
+    ``foster_kinship_pct`` (children in U1-U3 placements at 31 March), and
+    the numerator of ``rereferral_12m_pct_child`` and the denominator of
+    ``rereferral_escalation_pct`` (re-referrals within 12 months), in every
+    row both tables hold with the same value (the second pair differs only
+    where escalation is right-censored by ``data_end``). The count-only
+    measures (``cla_31mar_child``, the denominator of ``cla_kinship_pct``;
+    ``cla_foster_child``, of ``foster_kinship_pct``; ``referrals_child``,
+    ``rereferrals_child``, ``assessments_completed_child``, ``icpc_count_child``)
+    are not published; publishing one would need the same link.
+
+    ``secondary=False`` (primary suppression only) and ``audit`` are passed to
+    :func:`analysis.disclosure.protect_tables`, for tests of the attacker.
+    Returns the :class:`~analysis.disclosure.ProtectedSet`, or None when no
+    measure has a denominator.
     """
-    from ..disclosure import TableSpec, protect_tables
+    from ..disclosure import Link, TableSpec, protect_tables
+    from .aggregate import MEASURES
+
+    england = "E92000001"
+    cols = ["la_code", "year", "numerator", "rest", "denominator", "value", "level"]
+    #: (table, column, table, column): the same count by definition
+    shared = [("cla_kinship_pct", "numerator", "foster_kinship_pct", "numerator"),
+              ("rereferral_12m_pct_child", "numerator", "rereferral_escalation_pct", "denominator")]
+
+    def scale_of(measure: str) -> float:
+        unit = MEASURES.get(measure, ("", "percent"))[1]
+        return 10000.0 if "10,000" in unit else 100.0
 
     frames, specs = {}, []
     pct = tidy[tidy["denominator"].notna() & tidy["numerator"].notna()]
+    if (pct["la_code"].astype(str) == england).any():
+        raise DataError(f"child-level measures for {england} (England): only LA rows expected")
     for measure, g in pct.groupby("measure", sort=True):
+        scale = scale_of(measure)
         t = g[["la_code", "year", "numerator", "denominator"]].copy()
+        t["la_code"] = t["la_code"].astype(str)
         t["year"] = t["year"].astype(int)
         t["numerator"] = t["numerator"].round().astype(np.int64)
         t["denominator"] = t["denominator"].round().astype(np.int64)
+        t["level"] = "local_authority"
+        nat = t.groupby("year", as_index=False)[["numerator", "denominator"]].sum()
+        nat["la_code"], nat["level"] = england, "national"
+        t = pd.concat([nat, t.sort_values(["la_code", "year"])], ignore_index=True)
         t["rest"] = t["denominator"] - t["numerator"]
-        t["value"] = np.where(t["denominator"] > 0, 100.0 * t["numerator"] / t["denominator"].where(
-            t["denominator"] > 0), np.nan)
-        frames[measure] = t[["la_code", "year", "numerator", "rest", "denominator", "value"]
-                            ].sort_values(["la_code", "year"]).reset_index(drop=True)
+        den = t["denominator"].where(t["denominator"] > 0)
+        t["value"] = (scale * t["numerator"] / den).astype(float)
+        frames[measure] = t[cols].reset_index(drop=True)
+        la_rows = t[t["level"] == "local_authority"]
+        groups = {(england, int(y)): list(zip(r["la_code"], r["year"].astype(int)))
+                  for y, r in la_rows.groupby("year")}
         specs.append(TableSpec(name=measure, row_keys=("la_code", "year"),
                                count_cols=("numerator", "rest", "denominator"),
-                               total_col="denominator",
-                               rate_cols={"value": ("numerator", "denominator")}))
+                               total_col="denominator", row_groups=groups,
+                               rate_cols={"value": ("numerator", "denominator", scale)},
+                               level_col="level"))
     if not frames:
         return None
-    return protect_tables(frames, specs, settings=settings)
+    links = []
+    for a, col_a, b, col_b in shared:
+        if a in frames and b in frames:
+            x = frames[a].set_index(["la_code", "year"])[col_a]
+            y = frames[b].set_index(["la_code", "year"])[col_b]
+            common = x.index.intersection(y.index)
+            rows = [(la, int(yr)) for la, yr in common if x[(la, yr)] == y[(la, yr)]]
+            if rows:
+                links.append(Link.same(a, b, rows=rows, cols={col_a: col_b}))
+    return protect_tables(frames, specs, links, settings=settings, secondary=secondary,
+                          audit=audit)
 
 
 def published_table(protected) -> pd.DataFrame:
@@ -241,7 +537,8 @@ def _ons_codes(tidy: pd.DataFrame) -> pd.DataFrame:
     return tidy
 
 
-def add_child_level(build, folder: Path, *, strict: bool = False) -> None:
+def add_child_level(build, folder: Path, *, strict: bool = False,
+                    inputs: ChildLevelInputs | None = None) -> None:
     """Merge child-level measures into a :class:`analysis.panel.PanelBuild` (in place).
 
     Adds the measure columns to ``build.panel`` (and ``build.files['panel.csv']``),
@@ -249,13 +546,28 @@ def add_child_level(build, folder: Path, *, strict: bool = False) -> None:
     ``childlevel_validation.csv`` and ``childlevel_published.csv``.
     Raises DataError (one line) on unreadable files, strict validation
     problems, a column clash, or a table that fails the disclosure check.
+    ``inputs``: the returns already read and validated (:func:`read_and_validate`,
+    which :func:`analysis.panel.build_panel_files` runs before the public build);
+    read here when not given.
     """
     from ..disclosure import assert_publishable
     from .aggregate import measure_definitions, tidy_measures, to_panel_measures
 
-    header, episodes, cin = read_inputs(folder)
-    validation = validate_inputs(header, episodes, cin, strict=strict)
-    tidy = _ons_codes(tidy_measures(episodes, cin))
+    if inputs is None:
+        inputs = read_and_validate(folder, strict=strict)
+    from .returns import combine_returns, records_coverage
+
+    validation = inputs.validation
+    # A record open across 31 March is in two returns: count it once (the latest
+    # copy), and censor windows that run past the last day the returns cover.
+    episodes, cin = combine_returns(inputs.episodes, inputs.cin)
+    cover = records_coverage(inputs.episodes, inputs.cin).set_index("la")
+    tidy = tidy_measures(episodes, cin, data_start=cover["data_start"], data_end=cover["data_end"])
+    # An LA-year outside the LA's returns is seen only in part (a referral of 2017
+    # still open in the 2019 return): no measure for it.
+    first = tidy["la_code"].map(cover["first_year"])
+    last = tidy["la_code"].map(cover["last_year"])
+    tidy = _ons_codes(tidy[(tidy["year"] >= first) & (tidy["year"] <= last)].reset_index(drop=True))
     wide = to_panel_measures(tidy=tidy)
     clash = sorted(set(wide.columns) - {"la_code", "year"} & set(build.panel.columns))
     if clash:
@@ -287,6 +599,10 @@ def add_child_level(build, folder: Path, *, strict: bool = False) -> None:
     build.files["measures.csv"] = measures
     build.files[VALIDATION_FILE] = validation
     build.files[PUBLISHED_FILE] = published
+    # The counts behind each child-level percentage, unprotected like panel.csv (an
+    # estimation input that stays with the records): the child-level LPM reads them.
+    build.files[COUNTS_FILE] = (tidy[tidy["denominator"].notna()][COUNTS_COLUMNS]
+                                .sort_values(["measure", "la_code", "year"]).reset_index(drop=True))
     build.childlevel = dict(tidy=tidy, protected=protected, validation=validation)
 
 

@@ -29,6 +29,9 @@ the return year in which the episode starts; LAs not in the dict, or no dict,
 use ``default_kinship`` (0.17). Since placement type is drawn independently of
 episode length, the share of children in U1-U3 at 31 March is close to ``k``.
 Postcodes are ``ZZ99`` pseudo-postcodes; child ids are ``S`` + a number.
+
+``cin_census_xml`` / ``write_cin_xml`` write hand-made CIN census records (dicts)
+as an XML return in the DfE schema's layout, for tests that need exact values.
 """
 from __future__ import annotations
 
@@ -233,3 +236,136 @@ def write_903_csv(df: pd.DataFrame, path, *, with_la_year: bool = False, append_
         return append_to
     pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(quoting_style="needed"))
     return None
+
+
+# ------------------------------------------------------------ CIN census XML
+
+#: Element order of each CIN census record, as in the DfE schema (CIN_schema_2017-2024.xsd).
+_CIN_ORDER = {
+    "ChildIdentifiers": [("LAchildID", "child"), ("UPN", "upn"), ("FormerUPN", "former_upn"),
+                         ("UPNunknown", "upn_unknown"), ("PersonBirthDate", "dob"),
+                         ("ExpectedPersonBirthDate", "expected_dob"), ("GenderCurrent", "sex"),
+                         ("PersonDeathDate", "death_date")],
+    "CINdetails": [("CINreferralDate", "cin_referral_date"), ("ReferralSource", "referral_source"),
+                   ("PrimaryNeedCode", "primary_need"), ("CINclosureDate", "cin_closure_date"),
+                   ("ReasonForClosure", "reason_for_closure"),
+                   ("DateOfInitialCPC", "date_of_initial_cpc")],
+    "Assessments": [("AssessmentActualStartDate", "assessment_actual_start_date"),
+                    ("AssessmentInternalReviewDate", "assessment_internal_review_date"),
+                    ("AssessmentAuthorisationDate", "assessment_authorisation_date")],
+    "CINPlanDates": [("CINPlanStartDate", "cin_plan_start_date"),
+                     ("CINPlanEndDate", "cin_plan_end_date")],
+    "Section47": [("S47ActualStartDate", "s47_actual_start_date"),
+                  ("InitialCPCtarget", "initial_cpc_target"), ("DateOfInitialCPC", "icpc_date"),
+                  ("ICPCnotRequired", "icpc_not_required")],
+    "ChildProtectionPlans": [("CPPstartDate", "cpp_start_date"), ("CPPendDate", "cpp_end_date"),
+                             ("InitialCategoryOfAbuse", "initial_category_of_abuse"),
+                             ("LatestCategoryOfAbuse", "latest_category_of_abuse"),
+                             ("NumberOfPreviousCPP", "number_of_previous_cpp")],
+}
+#: Values written for the schema's required fields when a record does not give them.
+_CIN_DEFAULTS = {"sex": "1", "ethnicity": "WBRI", "referral_source": "1A", "primary_need": "N1",
+                 "referral_nfa": False, "icpc_not_required": False,
+                 "initial_category_of_abuse": "NEG", "latest_category_of_abuse": "NEG",
+                 "number_of_previous_cpp": 0}
+
+
+def _xml_value(v) -> str:
+    from xml.sax.saxutils import escape
+
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (pd.Timestamp, np.datetime64)) or hasattr(v, "isoformat"):
+        return pd.Timestamp(v).strftime("%Y-%m-%d")
+    return escape(str(v))
+
+
+def _xml_fields(rec: dict, order, indent: str) -> list[str]:
+    out = []
+    for element, key in order:
+        v = rec.get(key, _CIN_DEFAULTS.get(key))
+        if v is not None:
+            out.append(f"{indent}<{element}>{_xml_value(v)}</{element}>")
+    return out
+
+
+def _xml_list(values, wrapper: str, element: str, indent: str) -> list[str]:
+    if values is None:
+        return []
+    if not values:
+        return [f"{indent}<{wrapper}/>"]
+    return ([f"{indent}<{wrapper}>"] + [f"{indent}  <{element}>{_xml_value(v)}</{element}>"
+                                         for v in values] + [f"{indent}</{wrapper}>"])
+
+
+def cin_census_xml(children: list[dict], *, lea: str | None = None, year: int | None = None) -> str:
+    """A CIN census return as XML text, in the DfE schema's layout (one ``<Child>`` per dict).
+
+    Each child is a dict with the column names of
+    :func:`analysis.childlevel.readers.read_cin_census` (``child``, ``sex``, ``dob``,
+    ``ethnicity``, ``disabilities`` as a list, ...) and ``referrals``: a list of
+    dicts (``cin_referral_date``, ``cin_closure_date``, ``reason_for_closure``,
+    ``referral_nfa``, ...) each with optional lists ``assessments`` (``factors``
+    a list), ``cin_plans``, ``s47`` and ``cpp`` (``review_dates`` a list).
+    Dates may be strings (written as given, so invalid ones can be planted),
+    ``datetime.date`` or Timestamps; booleans are written ``true``/``false``.
+    Fields the schema requires but a record leaves out get a valid value
+    (:data:`_CIN_DEFAULTS`); ``None`` or absent optional fields are left out.
+    ``<Header>`` holds ``<LEA>`` and, for ``year``, ``<Year>`` and
+    ``<ReferenceDate>`` (31 March); with neither there is no ``<Header>`` (the
+    schema allows it: the LA and year must then come from the file's folders).
+    """
+    lines = ["<?xml version='1.0' encoding='utf-8'?>", "<Message>"]
+    if lea is not None or year is not None:
+        lines.append("  <Header>")
+        if year is not None:
+            lines += ["    <CollectionDetails>", "      <Collection>CIN</Collection>",
+                      f"      <Year>{int(year)}</Year>",
+                      f"      <ReferenceDate>{int(year)}-03-31</ReferenceDate>",
+                      "    </CollectionDetails>"]
+        if lea is not None:
+            lines += ["    <Source>", "      <SourceLevel>L</SourceLevel>",
+                      f"      <LEA>{_xml_value(lea)}</LEA>", "    </Source>"]
+        lines.append("  </Header>")
+    lines.append("  <Children>")
+    for ch in children:
+        lines += ["    <Child>", "      <ChildIdentifiers>"]
+        lines += _xml_fields(ch, _CIN_ORDER["ChildIdentifiers"], "        ")
+        lines += ["      </ChildIdentifiers>", "      <ChildCharacteristics>"]
+        lines += _xml_fields(ch, [("Ethnicity", "ethnicity")], "        ")
+        lines += _xml_list(ch.get("disabilities"), "Disabilities", "Disability", "        ")
+        lines.append("      </ChildCharacteristics>")
+        for ref in ch.get("referrals", []):
+            ind = "        "
+            lines.append("      <CINdetails>")
+            lines += _xml_fields(ref, _CIN_ORDER["CINdetails"], ind)
+            for a in ref.get("assessments", []):
+                lines.append(f"{ind}<Assessments>")
+                lines += _xml_fields(a, _CIN_ORDER["Assessments"], ind + "  ")
+                lines += _xml_list(a.get("factors"), "FactorsIdentifiedAtAssessment",
+                                   "AssessmentFactors", ind + "  ")
+                lines.append(f"{ind}</Assessments>")
+            for table, record in (("cin_plans", "CINPlanDates"), ("s47", "Section47")):
+                for r in ref.get(table, []):
+                    lines += ([f"{ind}<{record}>"] + _xml_fields(r, _CIN_ORDER[record], ind + "  ")
+                              + [f"{ind}</{record}>"])
+            lines += _xml_fields(ref, [("ReferralNFA", "referral_nfa")], ind)
+            for c in ref.get("cpp", []):
+                lines.append(f"{ind}<ChildProtectionPlans>")
+                lines += _xml_fields(c, _CIN_ORDER["ChildProtectionPlans"], ind + "  ")
+                lines += _xml_list(c.get("review_dates"), "Reviews", "CPPreviewDate", ind + "  ")
+                lines.append(f"{ind}</ChildProtectionPlans>")
+            lines.append("      </CINdetails>")
+        lines.append("    </Child>")
+    lines += ["  </Children>", "</Message>", ""]
+    return "\n".join(lines)
+
+
+def write_cin_xml(children: list[dict], path, *, lea: str | None = None,
+                  year: int | None = None) -> None:
+    """Write :func:`cin_census_xml` to ``path`` (folders made as needed)."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(cin_census_xml(children, lea=lea, year=year), encoding="utf-8")

@@ -382,6 +382,9 @@ def glue_method() -> None:
     glue_md("n_pre_wave1", str(len(d.pre_years(wave1))))
     glue_md("context_vars", ", ".join(v.note or v.name for v in m.context))
     glue_md("disclosure_rules", disclosure_rules())
+    from .childlevel.aggregate import load_outcome_rules
+
+    glue_md("childlevel_rules", load_outcome_rules().markdown())
 
 
 def disclosure_rules() -> str:
@@ -658,7 +661,21 @@ def glue_summary() -> None:
     ev = _ev()
     glue_md("n_outcomes_graded", str(len(ev)))
     glue_md("n_moderate_high", str(int(ev["grade"].isin(["moderate", "high"]).sum())))
+    glue_md("findings_count", findings_count(ev))
     glue_md("sensitivity_reading", sensitivity_reading())
+
+
+def findings_count(ev: pd.DataFrame) -> str:
+    """'None of the 12 outcomes reaches ...' / 'One of ...' / '3 of the 12 outcomes reach ...'."""
+    n, total = int(ev["grade"].isin(["moderate", "high"]).sum()), len(ev)
+    what = "moderate or high strength evidence of an effect"
+    if n == 0:
+        return f"None of the {total} outcomes reaches {what}."
+    if n == 1:
+        return f"One of the {total} outcomes reaches {what}."
+    if n == total:
+        return f"All {total} outcomes reach {what}."
+    return f"{n} of the {total} outcomes reach {what}."
 
 
 def trend_panels() -> list[tuple[str, str, list[int]]]:

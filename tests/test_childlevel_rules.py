@@ -96,3 +96,14 @@ def test_bad_rules_file_is_refused_with_one_line(tmp_path, change, message):
         _write(tmp_path, change)
     assert message in str(e.value) and "\n" not in str(e.value)
     assert "rules.yaml" in str(e.value)
+
+
+def test_rules_markdown_has_one_block_per_outcome_with_values_filled():
+    rules = A.load_outcome_rules()
+    md = rules.markdown()
+    heads = [line for line in md.split("\n") if line.startswith("**")]
+    assert len(heads) == len(rules.rules)
+    assert md.count("\n- *Compared with the 2021 evaluation.* ") == len(rules.rules)
+    assert "**Re-referrals within 12 months** (`rereferral_12m_pct_child`)" in md
+    assert "- *Window and censoring.* 365 days from the start of the period" in md
+    assert "{" not in md.replace("`", "")

@@ -83,6 +83,17 @@ class OutcomeRules:
                          "Compared with the 2021 evaluation": self.text(r["evaluation_2021"])})
         return pd.DataFrame(rows)
 
+    def markdown(self) -> str:
+        """The rules as MyST markdown: one bold outcome heading and a list of its fields."""
+        blocks = []
+        for _, r in self.table().iterrows():
+            measures = ", ".join(f"`{m}`" for m in r["Measures"].split(", "))
+            items = [f"- *{k}.* {r[k]}" for k in ("Who is counted", "What is counted",
+                                                 "Window and censoring", "Year",
+                                                 "Compared with the 2021 evaluation")]
+            blocks.append(f"**{r['Outcome']}** ({measures})\n\n" + "\n".join(items))
+        return "\n\n".join(blocks)
+
     def outcome_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`tidy_measures` from the parameters."""
         p = self.parameters

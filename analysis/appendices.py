@@ -405,8 +405,10 @@ def glue_background() -> None:
     glue_md("bg_wave1_names", _join(sorted(p.name for p in w1)))
     glue_md("bg_left", _join(only1) or "none")
     glue_md("bg_joined", _join(only2) or "none")
-    glue_md("bg_n_primary", _words(sum(o.primary for o in d.outcomes)))
-    glue_md("bg_n_outcomes", _words(len(d.outcomes)))
+    public = [o for o in d.outcomes if o.source == "public"]
+    glue_md("bg_n_primary", _words(sum(o.primary for o in public)))
+    glue_md("bg_n_outcomes", _words(len(public)))
+    glue_md("bg_n_child_outcomes", _words(len(d.outcomes) - len(public)))
     glue_md("bg_n_similar", _words(len(d.similar_models)))
     glue_md("bg_n_other_sos", _words(len(d.other_sos_las)))
     glue_md("bg_wave1_start", f"{MONTHS[d.waves['wave1'].start.month - 1]} {d.waves['wave1'].start.year}")

@@ -143,6 +143,8 @@ def unit_of(measure: str) -> str:
         return "percentage points"
     if "per10k" in measure:
         return "per 10,000 children"
+    if measure.startswith("assessment_days"):
+        return "working days"
     return ""
 
 
@@ -318,6 +320,34 @@ DIRECTION_WORDS = {"lower_is_better": "lower is better", "higher_is_better": "hi
                    "none": "no direction assumed"}
 
 
+def child_level_section(outcome: str, heading: str) -> list:
+    """What a findings chapter shows for a child-level outcome, ready to ``display``.
+
+    The heading and verdict with the child-level model beside it, the headline
+    table and its download link; an empty list when ``results/`` has no grade for
+    the outcome (the public build, or returns that do not cover it), so the
+    chapter shows nothing.
+    """
+    from IPython.display import Markdown
+
+    if outcome not in set(result("evidence")["outcome"]):
+        return []
+    f = Findings(outcome)
+    table = f.headline_table()
+    text = f"**{heading}** {f.verdict()} {f.child_level_comparison()}".strip()
+    return [Markdown(text), table.style.hide(axis="index"),
+            download_link(table, f"{outcome}_headline.csv")]
+
+
+def child_level_verdict(outcome: str) -> list:
+    """The verdict of a child-level outcome for a chapter's Verdict section ([] when absent)."""
+    from IPython.display import Markdown
+
+    if outcome not in set(result("evidence")["outcome"]):
+        return []
+    return [Markdown(Findings(outcome).verdict())]
+
+
 def outcomes_table() -> pd.DataFrame:
     """The pre-specified outcomes, as the design file declares them."""
     d = design()
@@ -328,7 +358,8 @@ def outcomes_table() -> pd.DataFrame:
                      "Direction of benefit": DIRECTION_WORDS[o.direction],
                      "Onset": o.onset.replace("wave", "wave "),
                      "Pre-years": f"{min(pre)}–{max(pre)}", "Years used": f"{o.first_year}–{o.last_year}",
-                     "Primary": "yes" if o.primary else "no"})
+                     "Primary": "yes" if o.primary else "no",
+                     "Data": "published" if o.source == "public" else "child-level records"})
     return pd.DataFrame(rows)
 
 

@@ -48,6 +48,13 @@ ESTIMATE_COLUMNS = ["outcome", "specification", "estimator", "inference", "estim
                     "post_years"]
 
 
+#: Columns of ``results/evidence.csv``.
+EVIDENCE_COLUMNS = ["outcome", "measure", "label", "family", "direction", "primary", "grade",
+                    "estimate", "ci_low", "ci_high", "p_wild_bootstrap", "p_randomization",
+                    "p_cluster", "primary_p", "pretrend_p", "max_abs_smd", "sign_agreement",
+                    "n_sensitivity", "effect", "limiting", "reasons"]
+
+
 @dataclass(frozen=True)
 class Run:
     """One outcome under one specification (and, for leave-one-out, one pilot left out)."""
@@ -324,7 +331,7 @@ def grade_outcomes(design: StudyDesign, estimates: pd.DataFrame,
                          limiting="; ".join(c.name for c in g.criteria if c.ceiling == g.level
                                             and c.passed is not True) if g.level != "high" else "",
                          reasons=" | ".join(g.reasons)))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
 
 
 @dataclass
@@ -361,6 +368,26 @@ def _work(run: Run) -> tuple[Run, RunOutput]:
     return run, run_one(_WORKER["panel"], _WORKER["design"], run)
 
 
+def _child_level_gap(panel: pd.DataFrame, design: StudyDesign, o: Outcome) -> str:
+    """Why a child-level outcome cannot be estimated on this panel ('' when it can).
+
+    The public panel lacks child-level measures; a panel built from returns for
+    some years or LAs only may lack a pilot's pre-period or any comparator's value.
+    """
+    if o.measure not in panel.columns:
+        return (f"child-level outcome whose measure {o.measure} is not in the panel "
+                "(build the panel with child-level data: python -m analysis data --child-level DIR)")
+    have = panel[panel[o.measure].notna()]
+    treated = design.treated(o)
+    pre = have[have["la_code"].isin(list(treated)) & have["year"].isin(design.pre_years(o))]
+    if pre.empty:
+        return (f"no pilot has a child-level {o.measure} in the pre-period "
+                f"({_year_span(design.pre_years(o))}): the child-level returns do not cover it")
+    if not have["la_code"].isin(design.donor_pool()).any():
+        return f"no LA of the donor pool has a child-level {o.measure}"
+    return ""
+
+
 def run_study(panel_path: Path | None = None, design_path: Path | None = None, *,
               workers: int | None = None, progress: bool = True,
               outcomes: list[str] | None = None, cache: Any = None) -> StudyResults:
@@ -392,11 +419,11 @@ def run_study(panel_path: Path | None = None, design_path: Path | None = None, *
     # Child-level outcomes (source: child_level) run only on a panel built in
     # child-level mode; otherwise they are left out with a note, so the public
     # results are exactly those of a design without them.
-    absent = [o for o in design.outcomes if o.source == "child_level" and o.measure not in panel.columns]
-    skipped = [dict(outcome=o.id, specification="", note=(
-        f"not estimated: child-level outcome whose measure {o.measure} is not in the panel "
-        "(build the panel with child-level data: python -m analysis data --child-level DIR)"))
-        for o in absent if outcomes is None or o.id in outcomes]
+    reasons = {o.id: _child_level_gap(panel, design, o) for o in design.outcomes
+               if o.source == "child_level"}
+    absent = [o for o in design.outcomes if reasons.get(o.id)]
+    skipped = [dict(outcome=o.id, specification="", note=f"not estimated: {reasons[o.id]}")
+               for o in absent if outcomes is None or o.id in outcomes]
     if absent:
         design = dataclasses.replace(design, outcomes=tuple(o for o in design.outcomes if o not in absent))
     runs = [r for r in plan_runs(design) if outcomes is None or r.outcome in outcomes]
@@ -430,7 +457,7 @@ def run_study(panel_path: Path | None = None, design_path: Path | None = None, *
     ordered = [outputs[r] for r in runs]  # plan order, whatever the completion order
     rows = [row for o in ordered for row in o.estimates]
     rows += child_lpm_estimates(design, runs, outputs, panel_path.parent)
-    estimates = pd.DataFrame(rows)[ESTIMATE_COLUMNS]
+    estimates = pd.DataFrame(rows, columns=ESTIMATE_COLUMNS)
     diagnostics = {(r.outcome, r.label): outputs[r] for r in runs}
 
     def cat(attr: str) -> pd.DataFrame:

@@ -321,3 +321,61 @@ def test_design_validates_the_outcome_source(tmp_path, old, new, message):
     public_cols = set(pd.read_csv(ROOT / "data" / "processed" / "panel.csv", nrows=0).columns)
     d = load_design(known_measures=public_cols)
     assert d.outcome("kinship_care").source == "child_level"   # not refused by the public panel
+
+
+def test_cin_outcomes_are_skipped_with_a_note_when_the_returns_lack_them(built):
+    from analysis.study import run_study
+
+    ids = ["rereferrals_after_nfa", "escalation_after_rereferral", "assessment_duration"]
+    study = run_study(panel_path=built / "panel.csv", outcomes=ids, progress=False)
+    assert study.estimates.empty and study.evidence.empty
+    notes = study.notes.set_index("outcome")["note"]
+    for oid, measure in [("rereferrals_after_nfa", "rereferral_6m_after_nfa_pct"),
+                         ("escalation_after_rereferral", "rereferral_escalation_pct"),
+                         ("assessment_duration", "assessment_days_median")]:
+        assert oid not in set(study.evidence["outcome"])
+        assert f"measure {measure} is not in the panel" in notes[oid]
+
+
+def test_cin_outcomes_are_estimated_beside_their_child_level_model(world, built, tmp_path):
+    """The 903-only panel plus LA-year CIN measures with a planted effect (-5 points on the
+    re-referral share after no further action, 200 referrals in every LA-year): the study
+    estimates the child-level outcomes; with equal denominators the child-level LPM weighs
+    every LA-year alike, so it equals the LA-level estimate exactly."""
+    from analysis.childlevel.pipeline import COUNTS_FILE
+    from analysis.study import run_study
+
+    d = world["design"]
+    panel = pd.read_csv(built / "panel.csv", dtype={"la_code": str})
+    rng = np.random.default_rng(11)
+    treated = d.treated("rereferrals_after_nfa")
+    base = {la: rng.uniform(20, 30) for la in panel["la_code"].unique()}
+    share = np.array([base[la] + 0.3 * (y - 2013) + rng.normal(0, 1.5)
+                      + (-5.0 if la in treated and y >= treated[la] else 0.0)
+                      for la, y in zip(panel["la_code"], panel["year"])])
+    n = 200
+    numerator = np.clip(np.round(share / 100 * n), 0, n)
+    panel["rereferral_6m_after_nfa_pct"] = 100 * numerator / n
+    # a second outcome with no counts (a median): estimated, no child-level model
+    panel["assessment_days_median"] = 20 + rng.normal(0, 2, len(panel))
+    panel.to_csv(tmp_path / "panel.csv", index=False)
+    counts = pd.read_csv(built / COUNTS_FILE, dtype={"la_code": str})
+    extra = pd.DataFrame({"measure": "rereferral_6m_after_nfa_pct", "la_code": panel["la_code"],
+                          "year": panel["year"], "numerator": numerator, "denominator": n})
+    pd.concat([counts, extra], ignore_index=True).to_csv(tmp_path / COUNTS_FILE, index=False)
+
+    res = run_study(panel_path=tmp_path / "panel.csv", progress=False, workers=1,
+                    outcomes=["rereferrals_after_nfa", "assessment_duration",
+                              "escalation_after_rereferral"])
+    est = res.estimates[res.estimates["specification"] == "main"]
+    nfa = est[est["outcome"] == "rereferrals_after_nfa"].set_index(["estimator", "inference"])
+    assert abs(nfa.loc[("twfe", "cluster"), "estimate"] + 5.0) < 1.5
+    assert nfa.loc[("twfe", "wild_bootstrap"), "ci_high"] < 0
+    assert nfa.loc[("child_lpm", "cluster"), "estimate"] == pytest.approx(
+        nfa.loc[("twfe", "cluster"), "estimate"], abs=1e-8)
+    days = est[est["outcome"] == "assessment_duration"]
+    assert "twfe" in set(days["estimator"]) and "child_lpm" not in set(days["estimator"])
+    assert {"rereferrals_after_nfa", "assessment_duration"} <= set(res.evidence["outcome"])
+    # escalation has no values at all: skipped with its reason
+    note = res.notes.set_index("outcome").loc["escalation_after_rereferral", "note"]
+    assert "rereferral_escalation_pct is not in the panel" in note

@@ -408,7 +408,11 @@ def glue_background() -> None:
     public = [o for o in d.outcomes if o.source == "public"]
     glue_md("bg_n_primary", _words(sum(o.primary for o in public)))
     glue_md("bg_n_outcomes", _words(len(public)))
-    glue_md("bg_n_child_outcomes", _words(len(d.outcomes) - len(public)))
+    # the book's design hides child-level outcomes without results; count the file's
+    from .design import load_design
+
+    glue_md("bg_n_child_outcomes",
+            _words(sum(o.source == "child_level" for o in load_design().outcomes)))
     glue_md("bg_n_similar", _words(len(d.similar_models)))
     glue_md("bg_n_other_sos", _words(len(d.other_sos_las)))
     glue_md("bg_wave1_start", f"{MONTHS[d.waves['wave1'].start.month - 1]} {d.waves['wave1'].start.year}")

@@ -92,8 +92,12 @@ def test_real_design_outcomes_and_specs(design):
                                           "no_covid", "leave_one_out", "k1", "k2", "k5"}
     assert design.spec("leave_one_out").leave_one_out
     # The log records every change made after results were first seen.
-    assert [d.date.isoformat() for d in design.deviations] == ["2026-11-26"]
+    assert [d.date.isoformat() for d in design.deviations] == ["2026-11-26", "2026-11-26"]
     assert "kinship_care" in design.deviations[0].change
+    assert "rereferrals_after_nfa" in design.deviations[1].change
+    child = [o.id for o in design.outcomes if o.source == "child_level"]
+    assert child == ["kinship_care", "rereferrals_after_nfa", "escalation_after_rereferral",
+                     "assessment_duration"]
     assert design.evidence.thresholds["max_smd"].value == 0.25
     assert design.inference.wild_bootstrap.draws == 9999
     assert design.inference.randomization.draws == 5000

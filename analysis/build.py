@@ -251,6 +251,7 @@ def panel_key(manifest_rows: list[dict[str, str]] | None = None, *,
         parts["child_level"] = {
             "files": {f.relative_to(folder).as_posix(): file_sha256(f) for f in input_files(folder)},
             "disclosure": files_digest([DATA_DIR / "disclosure.yaml"]), "strict": strict,
+            "rules": files_digest([DATA_DIR / "childlevel_outcomes.yaml"]),
             "code": code_digest("childlevel.pipeline")}
     return Key.of(parts)
 
@@ -276,7 +277,9 @@ def book_key(manifest_rows: list[dict[str, str]] | None = None) -> Key:
         "results": files_digest([RESULTS_DIR / n for n in RESULT_OUTPUTS]),
         "published": files_digest([RESULTS_DIR / "published"]),
         "processed": files_digest(sorted(Path(PROCESSED_DIR).glob("*.csv"))),
-        "data": files_digest([*data_files(), DESIGN_PATH]),
+        # the method chapter prints the child-level rules and the disclosure rules
+        "data": files_digest([*data_files(), DESIGN_PATH, DATA_DIR / "childlevel_outcomes.yaml",
+                              DATA_DIR / "disclosure.yaml"]),
         "book": files_digest([ROOT / f for f in BOOK_FILES] + [ROOT / d for d in BOOK_DIRS]),
         "code": files_digest([PACKAGE_DIR]),
         "libraries": library_versions(),

@@ -259,3 +259,23 @@ def test_two_clean_result_runs_are_byte_identical(tmp_path, panel_dir):
     # unchanged inputs: the step is skipped
     assert build.ensure_results(panel_dir=panel_dir, out_dir=runs["first"], outcomes=OUTCOMES,
                                 progress=False, echo=lambda *a: None)[0] is False
+
+
+def test_book_key_follows_the_rules_the_method_chapter_prints(tmp_path, monkeypatch):
+    """The method chapter prints data/childlevel_outcomes.yaml and data/disclosure.yaml:
+    a change to either must rebuild the book."""
+    import shutil
+
+    import analysis.build as B
+
+    data = tmp_path / "data"
+    shutil.copytree(B.DATA_DIR, data, ignore=shutil.ignore_patterns("raw", "processed"))
+    monkeypatch.setattr(B, "DATA_DIR", data)
+    before = B.book_key(manifest_rows=[]).value
+    assert B.book_key(manifest_rows=[]).value == before
+    for name in ("childlevel_outcomes.yaml", "disclosure.yaml"):
+        path = data / name
+        path.write_text(path.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+        after = B.book_key(manifest_rows=[]).value
+        assert after != before, name
+        before = after

@@ -300,7 +300,8 @@ def tidy_measures(episodes: pd.DataFrame | None = None, cin: dict | None = None,
             if "cpp" in cin or episodes is not None:
                 parts.append(O.escalation_la_year(O.rereferral_escalation(
                     cin, episodes, months=kw["rereferral_months"],
-                    window_months=kw["escalation_window_months"], data_end=data_end)))
+                    window_months=kw["escalation_window_months"], data_start=data_start,
+                    data_end=data_end)))
         if "s47" in cin:
             parts.append(O.icpc_la_year(O.icpcs(cin), pop=pop))
     return O._concat(parts)

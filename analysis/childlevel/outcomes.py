@@ -89,9 +89,10 @@ in an LA on the same date count once. A referral is a re-referral when the
 child's previous referral in the same LA is dated within 12 months before it
 (``previous < date <= previous + 12 months``), DfE's definition in the CIN
 census (a referral within 12 months of a previous referral). With
-``data_start`` given, a referral within 12 months of it and with no earlier
-referral in the data is NaN (its history is not seen). Year: reporting year of
-the referral date.
+``data_start`` given, every referral within 12 months of it is NaN: its
+history is not fully seen, and keeping only those with a seen previous
+referral (certain re-referrals) would bias the rate upwards. Year: reporting
+year of the referral date.
 
 **Re-referral within 6 months of no further action**
 (:func:`rereferral_after_nfa`). Base: referrals with ``referral_nfa`` true.
@@ -102,7 +103,8 @@ same LA dated after the reference date and within 6 months of it. With
 (right-censored). Year: reporting year of the reference date.
 
 **Re-referral followed by escalation** (:func:`rereferral_escalation`). Base:
-re-referrals within 12 months (above). Indicator: a child protection plan
+re-referrals within 12 months (above; none within 12 months of
+``data_start``, whose status is unknown). Indicator: a child protection plan
 starts (``cpp_start_date``) or the child enters care (903 ``decom`` of an
 episode with ``rne`` ``S``, new period of care) on or after the re-referral
 date and within ``window_months`` (default 12) of it. Right-censored as above
@@ -500,9 +502,12 @@ def rereferrals(cin: dict, *, months: int = 12, data_start=None) -> pd.DataFrame
     prev = r.groupby(["la", "child"])["cin_referral_date"].shift(1)
     ind = (prev.notna() & (r["cin_referral_date"] <= _add_months(prev, months))).astype(float)
     if data_start is not None:
+        # Within the first `months` of the data a referral's window reaches before it, so
+        # whether it is a re-referral is not known. Only the 0s are uncertain (a seen
+        # previous referral makes a 1 certain), but keeping the certain 1s alone would
+        # bias the year's rate upwards: every such referral is left out.
         seen_from = _add_months(_bound(r, data_start), months)
-        unseen = prev.isna() & (r["cin_referral_date"] <= seen_from)
-        ind = ind.mask(unseen)
+        ind = ind.mask(r["cin_referral_date"] <= seen_from)
     out = r[["la", "child", "referral_id", "cin_referral_date"]].copy()
     out["year"] = reporting_year(out["cin_referral_date"]).to_numpy()
     out["previous_referral_date"] = prev
@@ -596,7 +601,7 @@ def care_entries(episodes: pd.DataFrame) -> pd.DataFrame:
 
 def rereferral_escalation(cin: dict, episodes: pd.DataFrame | None = None, *,
                           months: int = 12, window_months: int = 12,
-                          data_end=None) -> pd.DataFrame:
+                          data_start=None, data_end=None) -> pd.DataFrame:
     """Re-referrals and whether a CPP or an entry to care followed within the window.
 
     Returns ``la, child, referral_id, cin_referral_date, year, cpp_date,
@@ -604,7 +609,7 @@ def rereferral_escalation(cin: dict, episodes: pd.DataFrame | None = None, *,
     ``data_end``). Without ``episodes`` only child protection plans count
     (``care_entry_date`` is NaT).
     """
-    rr = rereferrals(cin, months=months)
+    rr = rereferrals(cin, months=months, data_start=data_start)
     rr = rr[rr["rereferral_12m"] == 1].reset_index(drop=True)
     cpp = _table(cin, "cpp", ["la", "child", "cpp_start_date"]) if "cpp" in cin else None
     rr["cpp_date"] = (_next_after(rr, "cin_referral_date", cpp, "cpp_start_date", True)

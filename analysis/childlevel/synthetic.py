@@ -369,3 +369,128 @@ def write_cin_xml(children: list[dict], path, *, lea: str | None = None,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(cin_census_xml(children, lea=lea, year=year), encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- CIN census
+def generate_cin(n_children: int, las, years, seed: int,
+                 nfa_rereferral_by_la: dict | None = None, *,
+                 default_nfa_rereferral: float = 0.20, max_referrals: int = 6) -> dict:
+    """Synthetic CIN census returns (referrals, assessments, s47, cpp); deterministic for ``seed``.
+
+    Each child (uniform over ``las``) is first referred on a day uniform between
+    1 April two years before the first year and 31 March of the last, then
+    again, up to ``max_referrals`` times: a referral is closed with no further
+    action (NFA) with probability 0.45, after 3-40 days, else after 30-300
+    days. After an NFA closure the child is referred again within 1-182 days
+    with probability ``p`` (``nfa_rereferral_by_la[la]``, a number or ``{year:
+    number}`` by the reporting year of the closure, else
+    ``default_nfa_rereferral``); otherwise the next referral comes 60 days plus
+    an exponential gap (mean 700 days) after the closure. Every random number
+    is drawn before ``p`` is applied, so the same seed with other shares gives
+    the same children, differing only where a planted re-referral changed the
+    chain (a counterfactual world for tests).
+
+    A referral that is not NFA gets an assessment (start 0-4 days after the
+    referral, authorised 5-90 days later) and, with probability 0.15, a
+    section 47 enquiry and a child protection plan (conference and plan start
+    10-60 days after the referral). As in LAs' returns, a referral is in the
+    return of every reporting year it is open in, with its closure blank in a
+    return whose year ends before the closure, and its assessments, enquiries
+    and plans as they stood at that year end; ``referral_id`` is the line of
+    the referral in its return, as the reader gives it. Tables have the
+    reader's columns (:func:`analysis.childlevel.readers.read_cin_census`) used
+    by the outcome definitions.
+    """
+    rng = np.random.default_rng(seed)
+    years = sorted({int(y) for y in years})
+    y0, y1 = years[0], years[-1]
+    las = list(las)
+    start, end = np.datetime64(f"{y0 - 2}-04-01"), np.datetime64(f"{y1}-03-31")
+    span = int((end - start) / np.timedelta64(1, "D"))
+    n, m = int(n_children), int(max_referrals)
+    la = np.array(las, dtype=object)[rng.integers(0, len(las), n)]
+    first = start + rng.integers(0, span + 1, n).astype("timedelta64[D]")
+    # every random number up front (n x m), so that shares change nothing else
+    u_nfa, u_plant, u_cpp = rng.random((n, m)), rng.random((n, m)), rng.random((n, m))
+    nfa_days, open_days = rng.integers(3, 41, (n, m)), rng.integers(30, 301, (n, m))
+    plant_gap = rng.integers(1, 183, (n, m))
+    other_gap = 60 + rng.exponential(700, (n, m)).astype(np.int64)
+    a_start, a_len = rng.integers(0, 5, (n, m)), rng.integers(5, 91, (n, m))
+    cpp_gap = rng.integers(10, 61, (n, m))
+
+    def share(la_k: np.ndarray, year_k: np.ndarray) -> np.ndarray:
+        out = np.full(len(la_k), float(default_nfa_rereferral))
+        for key, v in (nfa_rereferral_by_la or {}).items():
+            sel = la_k == key
+            if not sel.any():
+                continue
+            if isinstance(v, dict):
+                out[sel] = [float(v.get(int(y), default_nfa_rereferral)) for y in year_k[sel]]
+            else:
+                out[sel] = float(v)
+        return out
+
+    rows, date = [], first.copy()
+    alive = np.ones(n, dtype=bool)
+    for k in range(m):
+        idx = np.flatnonzero(alive & (date <= end))
+        if not len(idx):
+            break
+        d = date[idx]
+        nfa = u_nfa[idx, k] < 0.45
+        closure = d + np.where(nfa, nfa_days[idx, k], open_days[idx, k]).astype("timedelta64[D]")
+        p = share(la[idx], _return_year(closure))
+        planted = nfa & (u_plant[idx, k] < p)
+        nxt = closure + np.where(planted, plant_gap[idx, k], other_gap[idx, k]).astype("timedelta64[D]")
+        rows.append(pd.DataFrame({
+            "la": la[idx], "child": idx, "k": k, "cin_referral_date": d, "cin_closure_date": closure,
+            "referral_nfa": nfa,
+            "assessment_actual_start_date": np.where(
+                nfa, np.datetime64("NaT"), d + a_start[idx, k].astype("timedelta64[D]")),
+            "assessment_len": a_len[idx, k],
+            "cpp_start_date": np.where(~nfa & (u_cpp[idx, k] < 0.15),
+                                       d + cpp_gap[idx, k].astype("timedelta64[D]"), np.datetime64("NaT")),
+        }))
+        date[idx] = nxt
+        alive[idx] = True
+    ref = pd.concat(rows, ignore_index=True)
+    for c in ("cin_referral_date", "cin_closure_date", "assessment_actual_start_date", "cpp_start_date"):
+        ref[c] = pd.to_datetime(ref[c]).astype("datetime64[s]")
+    ref["assessment_authorisation_date"] = (ref["assessment_actual_start_date"]
+                                            + pd.to_timedelta(ref["assessment_len"], unit="D"))
+    ref["child"] = "N" + ref["child"].astype(str)
+    # one copy per return year the referral is open in (closure after the data: open)
+    first_y = np.maximum(_return_year(ref["cin_referral_date"].to_numpy()), y0)
+    last_y = np.minimum(_return_year(ref["cin_closure_date"].to_numpy()), y1)
+    ref = ref[last_y >= first_y].reset_index(drop=True)
+    first_y, last_y = first_y[last_y >= first_y], last_y[last_y >= first_y]
+    rep = np.repeat(np.arange(len(ref)), last_y - first_y + 1)
+    ry = first_y[rep] + (np.arange(len(rep)) - np.repeat(np.cumsum(last_y - first_y + 1)
+                                                        - (last_y - first_y + 1), last_y - first_y + 1))
+    cop = ref.iloc[rep].reset_index(drop=True)
+    cop["year"] = ry.astype(np.int64)
+    year_end = pd.to_datetime(cop["year"].astype(str) + "-03-31")
+    for c in ("cin_closure_date", "assessment_authorisation_date"):
+        cop[c] = cop[c].where(cop[c] <= year_end)
+    for c in ("assessment_actual_start_date", "cpp_start_date"):
+        cop[c] = cop[c].where(cop[c] <= year_end)
+    cop = cop.sort_values(["la", "year", "child", "cin_referral_date"], kind="stable").reset_index(drop=True)
+    cop["referral_id"] = (cop.groupby(["la", "year"], sort=False).cumcount() + 2).astype(np.int64)
+    cop["source_file"] = "synthetic/" + cop["la"] + "_" + cop["year"].astype(str) + "_cin.xml"
+    cop["reason_for_closure"] = np.where(cop["cin_closure_date"].notna(),
+                                         np.where(cop["referral_nfa"], "RC8", "RC1"), None)
+    cop["row"] = cop["referral_id"]
+    keys = ["la", "year", "child", "referral_id"]
+    referrals = cop[keys + ["cin_referral_date", "cin_closure_date", "reason_for_closure",
+                            "referral_nfa", "source_file", "row"]]
+    a = cop[cop["assessment_actual_start_date"].notna()]
+    assessments = a[keys + ["assessment_actual_start_date", "assessment_authorisation_date",
+                            "source_file", "row"]].reset_index(drop=True)
+    c = cop[cop["cpp_start_date"].notna()]
+    cpp = c[keys + ["cpp_start_date", "source_file", "row"]].assign(
+        cpp_end_date=pd.NaT).reset_index(drop=True)
+    s47 = c[keys + ["source_file", "row"]].assign(
+        s47_actual_start_date=c["cpp_start_date"] - pd.Timedelta(days=7),
+        icpc_date=c["cpp_start_date"]).reset_index(drop=True)
+    return {"referrals": referrals.reset_index(drop=True), "assessments": assessments,
+            "s47": s47, "cpp": cpp}

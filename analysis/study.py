@@ -268,7 +268,8 @@ def child_lpm_estimates(design: StudyDesign, runs: list[Run], outputs: dict[Run,
     for run in wanted:
         o, out = design.outcome(run.outcome), outputs[run]
         cells = counts[counts["measure"] == o.measure].merge(out.sample, on=["la_code", "year"])
-        if cells.empty:
+        cells = cells[cells["numerator"].notna() & (cells["denominator"] > 0)]
+        if cells.empty:  # not a share of 0/1 outcomes (a median), or no counts
             continue
         fit = child_lpm_from_counts(cells, weights="weight", scale=100.0,
                                     alpha=design.inference.alpha)

@@ -601,7 +601,7 @@ def add_child_level(build, folder: Path, *, strict: bool = False,
     build.files[PUBLISHED_FILE] = published
     # The counts behind each child-level percentage, unprotected like panel.csv (an
     # estimation input that stays with the records): the child-level LPM reads them.
-    build.files[COUNTS_FILE] = (tidy[tidy["denominator"].notna()][COUNTS_COLUMNS]
+    build.files[COUNTS_FILE] = (tidy[tidy["denominator"].notna() & tidy["numerator"].notna()][COUNTS_COLUMNS]
                                 .sort_values(["measure", "la_code", "year"]).reset_index(drop=True))
     build.childlevel = dict(tidy=tidy, protected=protected, validation=validation)
 

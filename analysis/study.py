@@ -244,10 +244,10 @@ def child_lpm_estimates(design: StudyDesign, runs: list[Run], outputs: dict[Run,
                         processed_dir: Path) -> list[dict]:
     """Child-level DiD beside the LA-level one, for every run of a child-level outcome.
 
-    The published evaluation's model (:mod:`analysis.childlevel.did`): a linear
-    probability model on one row per child (or period of care) with LA and year
-    fixed effects, standard errors clustered by LA, t with G - 1 degrees of
-    freedom. It is fitted on the run's matched LAs and years, each child
+    A child-level model like the published evaluation's (:mod:`analysis.childlevel.did`,
+    which says how they differ): a linear probability model on one row per child
+    record (a period of care, a referral) with LA and year fixed effects,
+    standard errors clustered by LA, t with G - 1 degrees of freedom. It is fitted on the run's matched LAs and years, each child
     weighted by its LA's matching weight, from the LA-year counts the data stage
     keeps in child-level mode (``childlevel_counts.csv``), which give exactly
     the child-row estimate. Unlike the LA-level TWFE, which weighs every LA-year

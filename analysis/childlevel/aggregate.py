@@ -140,8 +140,8 @@ def load_outcome_rules(path: Path | str = OUTCOME_RULES_PATH) -> OutcomeRules:
               isinstance(v, int) and not isinstance(v, bool) and v > 0 if kind == "int" else
               v in kind)
         if not ok:
-            want = {"codes": "a list of codes", "int": "a positive whole number"}.get(
-                kind if isinstance(kind, str) else "", " or ".join(sorted(kind)) if not isinstance(kind, str) else "")
+            want = ("a list of codes" if kind == "codes" else
+                    "a positive whole number" if kind == "int" else " or ".join(sorted(kind)))
             raise DesignError(f"parameters.{key} must be {want}, not {v!r}", file=where)
     rules = doc["rules"]
     if not isinstance(rules, list) or not rules:

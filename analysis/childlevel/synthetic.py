@@ -431,9 +431,8 @@ def generate_cin(n_children: int, las, years, seed: int,
         return out
 
     rows, date = [], first.copy()
-    alive = np.ones(n, dtype=bool)
     for k in range(m):
-        idx = np.flatnonzero(alive & (date <= end))
+        idx = np.flatnonzero(date <= end)
         if not len(idx):
             break
         d = date[idx]
@@ -452,7 +451,6 @@ def generate_cin(n_children: int, las, years, seed: int,
                                        d + cpp_gap[idx, k].astype("timedelta64[D]"), np.datetime64("NaT")),
         }))
         date[idx] = nxt
-        alive[idx] = True
     ref = pd.concat(rows, ignore_index=True)
     for c in ("cin_referral_date", "cin_closure_date", "assessment_actual_start_date", "cpp_start_date"):
         ref[c] = pd.to_datetime(ref[c]).astype("datetime64[s]")

@@ -42,6 +42,13 @@ def _lookups() -> tuple[dict[str, str], dict[str, str]]:
     return by_ons, by_dfe
 
 
+def la_code_lookup() -> dict[str, str]:
+    """Every code of the register -- current and former ONS codes, DfE three-digit
+    codes -- mapped to the LA's current ONS code."""
+    by_ons, by_dfe = _lookups()
+    return {**{str(k): v for k, v in by_dfe.items()}, **by_ons}
+
+
 def current_la_codes(ons_codes: pd.Series | None, dfe_codes: pd.Series | None, *,
                      file: str, column: str,
                      row_numbers: np.ndarray | pd.Series | None = None) -> pd.Series:

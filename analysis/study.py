@@ -32,7 +32,7 @@ import pandas as pd
 
 from . import ROOT
 from .design import Outcome, StudyDesign, load_design
-from .errors import DesignError
+from .errors import DataError, DesignError, relative_path
 from .estimation import callaway_santanna, event_study, prepare_panel, twfe_did
 from .evidence import grade_evidence
 from .inference import (randomization_inference, staggered_randomization_inference,
@@ -256,7 +256,7 @@ def child_lpm_estimates(design: StudyDesign, runs: list[Run], outputs: dict[Run,
     no rows when the counts file is absent (public mode).
     """
     from .childlevel.did import child_lpm_from_counts
-    from .childlevel.pipeline import COUNTS_FILE
+    from .childlevel.pipeline import COUNTS_COLUMNS, COUNTS_FILE
 
     path = Path(processed_dir) / COUNTS_FILE
     wanted = [r for r in runs if design.outcome(r.outcome).source == "child_level"
@@ -264,6 +264,17 @@ def child_lpm_estimates(design: StudyDesign, runs: list[Run], outputs: dict[Run,
     if not wanted or not path.exists():
         return []
     counts = pd.read_csv(path, dtype={"la_code": str})
+    lacking = [c for c in COUNTS_COLUMNS if c not in counts.columns]
+    if lacking:
+        raise DataError(f"column {lacking[0]!r} missing (rebuild the panel: python -m analysis "
+                        "data --child-level DIR)", file=relative_path(path))
+    for c in ("year", "numerator", "denominator"):
+        bad = counts[c].notna() & pd.to_numeric(counts[c], errors="coerce").isna()
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise DataError(f"not a number: {counts[c].iloc[i]!r}", file=relative_path(path),
+                            column=c, row=i + 2)
+        counts[c] = pd.to_numeric(counts[c], errors="coerce")
     rows = []
     for run in wanted:
         o, out = design.outcome(run.outcome), outputs[run]

@@ -131,3 +131,26 @@ def test_counts_refuse_a_numerator_above_its_denominator():
     with pytest.raises(DataError, match="numerator outside") as e:
         child_lpm_from_counts(counts, la_col="la")
     assert e.value.row == 4 and e.value.column == "numerator"
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda t: t.drop(columns="denominator"), "column 'denominator' missing"),
+    (lambda t: t.assign(numerator=t["numerator"].astype(object).where(t.index != 3, "x")),
+     "column 'numerator', row 5: not a number: 'x'"),
+])
+def test_a_corrupt_counts_file_is_one_clear_error(tmp_path, corrupt, message):
+    """The study's child-level model reads childlevel_counts.csv: a bad file names file,
+    column and row instead of a traceback."""
+    from analysis.study import Run, RunOutput, child_lpm_estimates
+    from analysis.design import load_design
+
+    design = load_design()
+    counts = pd.DataFrame({"measure": "poc_kinship_pct", "la_code": "E09000007",
+                           "year": range(2013, 2019), "numerator": 5, "denominator": 20})
+    corrupt(counts).to_csv(tmp_path / "childlevel_counts.csv", index=False)
+    run = Run("kinship_care", "main")
+    out = RunOutput(sample=pd.DataFrame({"la_code": ["E09000007"], "year": [2013],
+                                         "first_treated": [0], "weight": [1.0]}))
+    with pytest.raises(DataError) as e:
+        child_lpm_estimates(design, [run], {run: out}, tmp_path)
+    assert message in str(e.value) and "childlevel_counts.csv" in str(e.value)

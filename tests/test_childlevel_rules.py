@@ -90,6 +90,7 @@ def test_rules_table_prints_every_value_used():
     (lambda d: d["rules"][0].update(window="within {poc_days} days"), "{poc_days} names no parameter"),
     (lambda d: d["rules"][1].update(measures=["poc_kinship"]), "unknown child-level measure 'poc_kinship'"),
     (lambda d: d["rules"][2].pop("year"), "rules[2] must have exactly the fields"),
+    (lambda d: d["rules"][1].update(measures="poc_kinship_pct"), "rules[1].measures must be a list"),
 ])
 def test_bad_rules_file_is_refused_with_one_line(tmp_path, change, message):
     with pytest.raises(DesignError) as e:

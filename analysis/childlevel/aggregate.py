@@ -151,6 +151,9 @@ def load_outcome_rules(path: Path | str = OUTCOME_RULES_PATH) -> OutcomeRules:
             got = sorted(r) if isinstance(r, dict) else r
             raise DesignError(f"rules[{i}] must have exactly the fields {', '.join(RULE_FIELDS)} "
                               f"(has {got})", file=where)
+        if not (isinstance(r["measures"], list) and r["measures"]):
+            raise DesignError(f"rules[{i}].measures must be a list of child-level measures, "
+                              f"not {r['measures']!r}", file=where)
         for m in r["measures"]:
             if m not in MEASURES:
                 raise DesignError(f"rules[{i}].measures: unknown child-level measure {m!r}", file=where)

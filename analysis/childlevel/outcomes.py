@@ -298,6 +298,16 @@ def _tidy(groups: pd.DataFrame, measure: str, num: str | None, den: str | None,
                          "value": v.astype(float)})[TIDY_COLUMNS]
 
 
+def _share_la_year(df: pd.DataFrame, indicator: str, measure: str) -> pd.DataFrame:
+    """Tidy LA-year rows of ``measure``: the % of rows whose 0/1 ``indicator`` is 1,
+    over the rows where it is known (NaN rows, censored, are left out)."""
+    d = df[df[indicator].notna()]
+    if not len(d):
+        return pd.DataFrame(columns=TIDY_COLUMNS)
+    g = d.groupby(["la", "year"]).agg(n=(indicator, "size"), k=(indicator, "sum"))
+    return _tidy(g, measure, "k", "n")
+
+
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     parts = [p for p in parts if len(p)]
     if not parts:
@@ -413,11 +423,7 @@ def kinship_periods_of_care(episodes: pd.DataFrame, *, window_days: int = 365,
 
 def kinship_poc_la_year(periods: pd.DataFrame) -> pd.DataFrame:
     """Tidy LA-year rows: ``poc_kinship_pct`` (% of periods of care starting in the year)."""
-    p = periods[periods["kinship_poc"].notna()]
-    if not len(p):
-        return pd.DataFrame(columns=TIDY_COLUMNS)
-    g = p.groupby(["la", "year"]).agg(k=("kinship_poc", "sum"), n=("kinship_poc", "size"))
-    return _tidy(g, "poc_kinship_pct", "k", "n")
+    return _share_la_year(periods, "kinship_poc", "poc_kinship_pct")
 
 
 # --------------------------------------------------------------------------- assessments
@@ -584,11 +590,7 @@ def rereferral_after_nfa(cin: dict, *, months: int = 6, data_end=None) -> pd.Dat
 
 def rereferral_nfa_la_year(nfa: pd.DataFrame) -> pd.DataFrame:
     """Tidy LA-year rows: ``rereferral_6m_after_nfa_pct`` (% of NFA referrals)."""
-    d = nfa[nfa["rereferral_6m"].notna()]
-    if not len(d):
-        return pd.DataFrame(columns=TIDY_COLUMNS)
-    g = d.groupby(["la", "year"]).agg(n=("rereferral_6m", "size"), k=("rereferral_6m", "sum"))
-    return _tidy(g, "rereferral_6m_after_nfa_pct", "k", "n")
+    return _share_la_year(nfa, "rereferral_6m", "rereferral_6m_after_nfa_pct")
 
 
 def care_entries(episodes: pd.DataFrame) -> pd.DataFrame:
@@ -629,11 +631,7 @@ def rereferral_escalation(cin: dict, episodes: pd.DataFrame | None = None, *,
 
 def escalation_la_year(esc: pd.DataFrame) -> pd.DataFrame:
     """Tidy LA-year rows: ``rereferral_escalation_pct`` (% of re-referrals escalating)."""
-    d = esc[esc["escalated"].notna()]
-    if not len(d):
-        return pd.DataFrame(columns=TIDY_COLUMNS)
-    g = d.groupby(["la", "year"]).agg(n=("escalated", "size"), k=("escalated", "sum"))
-    return _tidy(g, "rereferral_escalation_pct", "k", "n")
+    return _share_la_year(esc, "escalated", "rereferral_escalation_pct")
 
 
 # --------------------------------------------------------------------------- conferences

@@ -117,6 +117,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, relative_path
+from ..geography import la_code_lookup
 
 ENV_VAR = "SOS_CHILDLEVEL_DIR"
 VALIDATION_FILE = "childlevel_validation.csv"
@@ -172,20 +173,6 @@ def _csv_columns(path: Path) -> set[str]:
     return {c.strip().strip('"').upper() for c in first.split(",")}
 
 
-def _register_codes() -> dict[str, str]:
-    """Every LA code of the register (current and former ONS, DfE) -> the current ONS code."""
-    from ..geography import la_register
-
-    reg = la_register()
-    out: dict[str, str] = {}
-    for code, former in zip(reg["la_code"], reg["former_codes"]):
-        for f in filter(None, str(former).split(";")):
-            out[f.strip()] = code
-    out.update(zip(reg["old_la_code"].astype(str), reg["la_code"]))
-    out.update(zip(reg["la_code"], reg["la_code"]))
-    return out
-
-
 def _la_year_from_path(path: Path, folder: Path) -> tuple[str | None, int | None]:
     """LA (current ONS code) and year from the folders (not the file name), unless the CSV
     has LA/YEAR columns.
@@ -204,7 +191,7 @@ def _la_year_from_path(path: Path, folder: Path) -> tuple[str | None, int | None
             years.append(int(part))
     la = year = None
     if las and "LA" not in cols:
-        codes = _register_codes()
+        codes = la_code_lookup()
         unknown = [p for p in las if p not in codes]
         if unknown:
             raise DataError(f"folder {unknown[0]!r} is named like an LA code but is not in the LA "
@@ -230,7 +217,7 @@ def _to_ons(df: pd.DataFrame, file: str, where: str) -> None:
     """
     if not len(df):
         return
-    codes = _register_codes()
+    codes = la_code_lookup()
     la = df["la"].astype(object)
     bad = ~la.isin(set(codes)).to_numpy()
     if bad.any():
@@ -295,7 +282,7 @@ def read_inputs(folder: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None,
                 if not lea:
                     raise DataError("no LA for this CIN census file: put it under "
                                     "DIR/<LA code>/<year>/ or give <LEA> in its header", file=file)
-                codes = _register_codes()
+                codes = la_code_lookup()
                 if lea not in codes:
                     raise DataError(f"LA code {lea!r} (<LEA> in the header) is not in the LA "
                                     "register (data/local_authorities.csv)", file=file)
@@ -527,13 +514,10 @@ def published_table(protected) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- the hook
 def _ons_codes(tidy: pd.DataFrame) -> pd.DataFrame:
-    """LA codes as the panel has them: DfE three-digit codes mapped to ONS codes."""
-    from ..geography import la_register
-
-    reg = la_register()
-    dfe = dict(zip(reg["old_la_code"].astype(str), reg["la_code"]))
+    """LA codes as the panel has them: DfE and former ONS codes mapped to current ONS codes."""
+    codes = la_code_lookup()
     tidy = tidy.copy()
-    tidy["la_code"] = tidy["la_code"].astype(str).map(lambda c: dfe.get(c, c))
+    tidy["la_code"] = tidy["la_code"].astype(str).map(lambda c: codes.get(c, c))
     return tidy
 
 

@@ -115,8 +115,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .. import ROOT
-from ..errors import DataError
+from ..errors import DataError, relative_path
 from . import codes as _codes
 
 HEADER_FIELDS = {"CHILD": "id", "SEX": "code", "DOB": "date", "ETHNIC": "code",
@@ -135,14 +134,6 @@ _DFE = re.compile(r"(?<!\d)(\d{3})(?!\d)")
 
 
 # ------------------------------------------------------------------ helpers
-
-def _display(path: Path) -> str:
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
-
 
 def la_from_name(path: str | Path) -> str | None:
     """The LA code in a file name (ONS code, else one three-digit DfE code), or None."""
@@ -268,7 +259,7 @@ def _resolve_la_year(table: pa.Table, path: Path, file: str, la, year):
 
 def _read_903(path, year, la, fields: dict, structural: tuple, kind: str) -> pd.DataFrame:
     path = Path(path)
-    file = _display(path)
+    file = relative_path(path)
     table = _read_csv_text(path, file)
     names = table.column_names
     for col in structural:
@@ -420,7 +411,7 @@ def _iter_nodes(path: Path, file: str, on_header, on_child) -> None:
 def read_cin_census(path, year: int | None = None, la: str | None = None) -> dict[str, pd.DataFrame]:
     """Read a CIN census XML file into tables; see the module docstring."""
     path = Path(path)
-    file = _display(path)
+    file = relative_path(path)
     rows = {t: [] for t in CIN_TABLES}
     head: dict = {}
 

@@ -68,6 +68,21 @@ def _pick(rng, table: dict, n: int) -> np.ndarray:
     return keys[rng.choice(len(keys), size=n, p=p / p.sum())]
 
 
+def _share_by_la(la: np.ndarray, year: np.ndarray, by_la: dict | None, default: float) -> np.ndarray:
+    """A probability per record: ``by_la[la]`` (a number, or ``{year: number}`` with
+    ``default`` for years it lacks), ``default`` for LAs not in ``by_la``."""
+    out = np.full(len(la), float(default))
+    for key, v in (by_la or {}).items():
+        sel = la == str(key)
+        if not sel.any():
+            continue
+        if isinstance(v, dict):
+            out[sel] = [float(v.get(int(y), default)) for y in year[sel]]
+        else:
+            out[sel] = float(v)
+    return out
+
+
 def _return_year(d: np.ndarray) -> np.ndarray:
     """DfE reporting year (ending 31 March) of each date."""
     s = pd.DatetimeIndex(d)
@@ -109,18 +124,8 @@ def generate_903(n_children: int, las, years, seed: int,
     is_open = dec > stop
     # draw every attribute for every episode first, so results do not depend on filtering
     u = rng.random(total)
-    kin = np.full(total, default_kinship)
-    start_year = _return_year(decom)
-    if kinship_share_by_la:
-        la_arr = np.array(las, dtype=object)[la_of[child]]
-        for la, share in kinship_share_by_la.items():
-            m = la_arr == str(la)
-            if not m.any():
-                continue
-            if isinstance(share, dict):
-                kin[m] = [float(share.get(int(y), default_kinship)) for y in start_year[m]]
-            else:
-                kin[m] = float(share)
+    kin = _share_by_la(np.array(las, dtype=object)[la_of[child]], _return_year(decom),
+                       kinship_share_by_la, default_kinship)
     kin = np.clip(kin, 0, 0.65)
     place = np.where(u < kin, rng.choice(np.array(KINSHIP, dtype=object), total, p=[.35, .02, .63]),
                      np.where(u < np.maximum(0.70, kin + 0.05),
@@ -418,18 +423,6 @@ def generate_cin(n_children: int, las, years, seed: int,
     a_start, a_len = rng.integers(0, 5, (n, m)), rng.integers(5, 91, (n, m))
     cpp_gap = rng.integers(10, 61, (n, m))
 
-    def share(la_k: np.ndarray, year_k: np.ndarray) -> np.ndarray:
-        out = np.full(len(la_k), float(default_nfa_rereferral))
-        for key, v in (nfa_rereferral_by_la or {}).items():
-            sel = la_k == key
-            if not sel.any():
-                continue
-            if isinstance(v, dict):
-                out[sel] = [float(v.get(int(y), default_nfa_rereferral)) for y in year_k[sel]]
-            else:
-                out[sel] = float(v)
-        return out
-
     rows, date = [], first.copy()
     for k in range(m):
         idx = np.flatnonzero(date <= end)
@@ -438,7 +431,7 @@ def generate_cin(n_children: int, las, years, seed: int,
         d = date[idx]
         nfa = u_nfa[idx, k] < 0.45
         closure = d + np.where(nfa, nfa_days[idx, k], open_days[idx, k]).astype("timedelta64[D]")
-        p = share(la[idx], _return_year(closure))
+        p = _share_by_la(la[idx], _return_year(closure), nfa_rereferral_by_la, default_nfa_rereferral)
         planted = nfa & (u_plant[idx, k] < p)
         nxt = closure + np.where(planted, plant_gap[idx, k], other_gap[idx, k]).astype("timedelta64[D]")
         rows.append(pd.DataFrame({

@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import ROOT
-from ..errors import DataError
+from ..errors import DataError, relative_path
 from ..geography import current_la_codes
 from .common import LEVELS, melt_measures, read_csv_text, require_columns, tidy_frame
 
@@ -118,15 +117,6 @@ _YEAR4 = re.compile(r"^\d{4}$")
 _YEAR6 = re.compile(r"^(\d{4})(\d{2})$")
 # Joint returns (e.g. "314 / 318" for Kingston upon Thames and Richmond upon Thames).
 _JOINT = " / "
-
-
-def _display(path: Path) -> str:
-    """Path as shown in error messages: relative to the repository when inside it."""
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
 
 
 def _resolve(path: Path | str | None, source_id: str) -> Path:
@@ -322,7 +312,7 @@ def read_ees(path: Path | str, source_id: str, columns: dict[str, str],
         duplicated area-year, unexpected time_identifier.
     """
     path = Path(path)
-    file = _display(path)
+    file = relative_path(path)
     return tidy_ees(read_csv_text(path, file), file=file, source_id=source_id,
                     columns=columns, filters=filters, year_offset=year_offset,
                     time_identifier=time_identifier)
@@ -462,7 +452,7 @@ def read_cla_rates(path: Path | str | None = None,
         missing, or any guard of :func:`tidy_ees` fails.
     """
     path = _resolve(path, source_id)
-    file = _display(path)
+    file = relative_path(path)
     df = read_csv_text(path, file)
     layout = next((k for k in CLA_LAYOUTS if k in df.columns), None)
     if layout is None:

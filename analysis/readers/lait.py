@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, relative_path
 from ..geography import current_la_codes
 from .common import parse_values, read_csv_text, require_columns, tidy_frame
-from .ees import _display, _resolve
+from .ees import _resolve
 
 #: Parquet columns the reader needs (``Data item`` and ``Region`` are not read).
 PARQUET_COLUMNS = ["Short Desc", "Years", "LA and Regions", "Values", "LA Number"]
@@ -213,7 +213,7 @@ def read_lait_dictionary(path: Path | str) -> pd.DataFrame:
         The file cannot be read or lacks one of those columns.
     """
     path = Path(path)
-    file = _display(path)
+    file = relative_path(path)
     df = read_csv_text(path, file)
     require_columns(df, ["Measure_short", "Measure", "y_axis_name", "Description"], file)
     return df
@@ -308,13 +308,13 @@ def read_lait(path: Path | str, source_id: str, *, codes: list[str] | None = Non
         appears twice for one measure. Messages name file, column and row.
     """
     path = Path(path)
-    file = _display(path)
+    file = relative_path(path)
     codes = list(codes) if codes is not None else list(LAIT_MEASURES)
     unknown = [c for c in codes if c not in LAIT_MEASURES]
     if unknown:
         raise ValueError(f"no panel measure defined for LAIT code(s) {unknown}")
     if dictionary is not None:
-        check_dictionary(read_lait_dictionary(dictionary), codes, file=_display(Path(dictionary)))
+        check_dictionary(read_lait_dictionary(dictionary), codes, file=relative_path(dictionary))
 
     df = _read_selected(path, file, codes)
     present = set(df["Short Desc"])

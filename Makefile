@@ -2,12 +2,14 @@
 # make publish: make the current results the published edition (results/published/).
 # make pdf: print the whole book to _build/pdf/report.pdf (needs Debian's chromium).
 # make site-check: open every built page in headless Chromium (tests/test_site.py).
+# make check-book: the tests of the built book, PDF and site (after make report and make pdf).
+# make lint: ruff and the import-layer contract (make test runs it first).
 # Both create .venv on first use (uv when present, else pip).
 SHELL := /bin/bash
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: report test data results fetch clean-venv pdf site-check publish
+.PHONY: report test lint check-book data results fetch clean-venv pdf site-check publish
 
 $(STAMP): pyproject.toml
 	@if command -v uv >/dev/null 2>&1; then \
@@ -26,8 +28,18 @@ data: $(STAMP)
 results: $(STAMP)
 	$(PY) -m analysis results
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+lint: $(STAMP)
+	.venv/bin/ruff check analysis tests benchmarks
+	.venv/bin/lint-imports --no-cache
+
+# Hermetic: builds what it needs in a temporary folder, never touches data/processed,
+# results or _build; the order is shuffled (pytest-randomly). Book checks: check-book.
+test: lint
+	$(PY) -m pytest -q -m "not book" $(PYTEST_ARGS)
+
+# The built book, its PDF and its pages in headless Chromium (needs make report, make pdf).
+check-book: $(STAMP)
+	SOS_CHECK_BOOK=1 SOS_REQUIRE_BOOK=1 $(PY) -m pytest -q -m book -p no:randomly
 
 # Each step runs only when its inputs changed (keys in data/processed/.key,
 # results/.key, _build/html/.build-key); the book is built clean in a staging
@@ -43,13 +55,13 @@ publish: $(STAMP)
 # _build/.doctrees), so after `make report` no chapter runs again; without an
 # HTML build, `make report` runs first. Chromium prints it offline.
 pdf: $(STAMP)
-	@$(PY) -m analysis.book check >/dev/null || { echo "make pdf: cannot print without a headless Chromium" >&2; exit 1; }
+	@$(PY) -m analysis.book.browser check >/dev/null || { echo "make pdf: cannot print without a headless Chromium" >&2; exit 1; }
 	@test -f _build/html/index.html || $(MAKE) report
 	.venv/bin/jupyter-book build --warningiserror --keep-going --builder singlehtml .
-	$(PY) -m analysis.book pdf --out _build/pdf/report.pdf
+	$(PY) -m analysis.book.browser pdf --out _build/pdf/report.pdf
 
 site-check: $(STAMP)
-	$(PY) -m pytest -q -m browser tests/test_site.py
+	SOS_CHECK_BOOK=1 $(PY) -m pytest -q -m browser tests/test_site.py
 
 clean-venv:
 	rm -rf .venv

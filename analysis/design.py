@@ -1,7 +1,7 @@
 """The study design: ``data/study_design.yaml`` loaded into typed, validated dataclasses.
 
 The YAML file is the analysis plan (see its header comments). :func:`load_design`
-reads it and refuses, with a one-line :class:`~analysis.errors.DesignError`
+reads it and refuses, with a one-line :class:`~analysis.core.errors.DesignError`
 naming the file and the key, a design that
 
 - names an LA code absent from ``data/local_authorities.csv``;
@@ -30,11 +30,12 @@ from typing import Any
 
 import yaml
 
-from . import DATA_DIR, ROOT
-from .errors import DesignError
-from .errors import relative_path as _rel
-
-DESIGN_PATH = DATA_DIR / "study_design.yaml"
+from analysis.childlevel.aggregate import MEASURES as CHILD_MEASURES
+from analysis.core.errors import DesignError
+from analysis.core.errors import relative_path as _rel
+from analysis.core.paths import DESIGN_PATH
+from analysis.ingest.geography import la_register
+from analysis.methods.evidence import check_thresholds
 
 FAMILIES = ("timeliness", "rereferral", "escalation", "kinship", "kinship_proxy", "context")
 #: Where an outcome's measure comes from: the published LA-level statistics, or
@@ -191,7 +192,7 @@ class ContextVariable:
 
 @dataclass(frozen=True)
 class Matching:
-    """Matching settings: the arguments of :func:`analysis.matching.match_comparators`."""
+    """Matching settings: the arguments of :func:`analysis.methods.matching.match_comparators`."""
 
     k: int
     replace: bool
@@ -242,7 +243,7 @@ class Evidence:
     thresholds: Mapping[str, Threshold]
 
     def threshold_values(self) -> dict[str, float]:
-        """``{key: value}`` as :func:`analysis.evidence.grade_evidence` takes them."""
+        """``{key: value}`` as :func:`analysis.methods.evidence.grade_evidence` takes them."""
         return {k: t.value for k, t in self.thresholds.items()}
 
 
@@ -363,7 +364,7 @@ class StudyDesign:
         return bool(self.spec(spec).changes.get("replace", self.matching.replace))
 
     def matching_kwargs(self, spec: str | Specification | None = None) -> dict[str, Any]:
-        """Keyword arguments for :func:`analysis.matching.match_comparators` under ``spec``.
+        """Keyword arguments for :func:`analysis.methods.matching.match_comparators` under ``spec``.
 
         Everything but the panel, the treated LAs, the donors, the outcome and
         its pre-years: ``k``, ``replace``, ``method``, ``caliper``,
@@ -424,7 +425,6 @@ class StudyDesign:
         the manual exclusions, and the similar-model LAs when the
         specification says ``exclude_similar_models``. Sorted.
         """
-        from .geography import la_register
 
         s = self.spec(spec)
         reg = la_register()
@@ -550,7 +550,6 @@ def load_design(path: Path | str = DESIGN_PATH, *,
         One-line message "<file>, <key>: <problem>" for the first problem
         found (see the module docstring for what is checked).
     """
-    from .geography import la_register
 
     path = Path(path)
     c = _Checker(path)
@@ -660,7 +659,6 @@ def load_design(path: Path | str = DESIGN_PATH, *,
         if measure in measures:
             raise c.fail(f"{k}.measure", f"measure {measure!r} is already an outcome")
         if source == "child_level":
-            from .childlevel.aggregate import MEASURES as CHILD_MEASURES
 
             if measure not in CHILD_MEASURES:
                 raise c.fail(f"{k}.measure", f"unknown child-level measure {measure!r} (one of "
@@ -774,7 +772,6 @@ def load_design(path: Path | str = DESIGN_PATH, *,
         primary_p_value_rationale=c.text(pv["rationale"], "evidence.primary_p_value.rationale"),
         thresholds=thresholds)
     # The grading module owns the set of keys and their ordering rules.
-    from .evidence import check_thresholds
     try:
         check_thresholds(evidence.threshold_values())
     except DesignError as exc:

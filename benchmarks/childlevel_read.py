@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def _generate(ep_path: str, hd_path: str, rows: int) -> int:
     import pyarrow.csv as pacsv
+
     from analysis.childlevel import synthetic
 
     las = [f"E{6000001 + i:08d}" for i in range(152)]
@@ -87,7 +88,7 @@ def main() -> None:
           f"({ep_path.stat().st_size / 1e6:.0f} MB episodes, {hd_path.stat().st_size / 1e6:.0f} MB header)")
 
     import numpy as np
-    import pandas as pd
+
     from analysis.childlevel import read_903_episodes, read_903_header, validate_903
 
     times = {}

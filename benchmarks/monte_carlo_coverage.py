@@ -34,8 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analysis.estimation import prepare_panel, simulate_panel  # noqa: E402
-from analysis.inference import randomization_inference, wild_cluster_bootstrap  # noqa: E402
+from analysis.methods.estimation import prepare_panel, simulate_panel  # noqa: E402
+from analysis.methods.inference import randomization_inference, wild_cluster_bootstrap  # noqa: E402
 
 N_UNITS, N_YEARS, EFFECT, RHO = 150, 13, 1.0, 0.5
 COHORTS = {2016: 5, 2020: 5}
@@ -67,8 +67,9 @@ def replicate(args: tuple[int, int]) -> tuple[int, int, int, float, float, float
     y = (rng.normal(size=N_UNITS)[p.unit_index] + u[p.unit_index, p.time_index]
          + 0.1 * p.time_index + EFFECT * p.treatment)
     p = p.with_outcome(y)
-    from analysis.estimation import FWLDesign
     from scipy import stats
+
+    from analysis.methods.estimation import FWLDesign
     d = FWLDesign.build(p, p.treatment[:, None], ["D"])
     b, se = d.beta[0], math.sqrt(d.vcov[0, 0])
     c = stats.t(N_UNITS - 1).ppf(0.975)
@@ -96,7 +97,7 @@ def main() -> None:
         out = [replicate(s) for s in seeds]
     res = np.array(out, float)
     dt = time.perf_counter() - t0
-    print(f"Monte Carlo coverage of nominal 95% intervals, TWFE DiD")
+    print("Monte Carlo coverage of nominal 95% intervals, TWFE DiD")
     print(f"  {a.reps} replications; {N_UNITS} units ({sum(COHORTS.values())} treated: "
           f"cohorts {COHORTS}), {N_YEARS} years, unit effects + AR(1) errors rho={RHO}, "
           f"effect {EFFECT}")

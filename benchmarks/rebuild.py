@@ -61,7 +61,7 @@ def copy_project(dest: Path) -> None:
 
 
 def scratch_data(work: Path):
-    from analysis.sources import MANIFEST_COLUMNS, fetch, load_manifest
+    from analysis.ingest.sources import MANIFEST_COLUMNS, fetch, load_manifest
 
     sources = load_manifest(ROOT / "data" / "manifest.csv")
     mirror, cache = work / "mirror", work / "cache"
@@ -81,7 +81,7 @@ def scratch_data(work: Path):
 
 def set_c1_value(sources, mirror: Path, manifest: Path, value: str) -> str:
     """Write the C1 file with Brent's value changed into the mirror and record it in the manifest."""
-    from analysis.sources import sha256_of
+    from analysis.ingest.sources import sha256_of
 
     src = sources["cin_c1"]
     path = mirror / src.path

@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 def matched_panel_csv(path: Path) -> None:
     """Write the real matched panel of the main re-referrals analysis (unweighted columns)."""
     from analysis.design import load_design
-    from analysis.matching import match_comparators
-    from analysis.panel import load_panel
+    from analysis.ingest.panel import load_panel
+    from analysis.methods.matching import match_comparators
 
     design, panel = load_design(), load_panel()
     o = design.outcome("rereferrals")

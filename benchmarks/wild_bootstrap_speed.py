@@ -32,8 +32,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analysis.estimation import prepare_panel, simulate_panel  # noqa: E402
-from analysis.inference import wild_cluster_bootstrap  # noqa: E402
+from analysis.methods.estimation import prepare_panel, simulate_panel  # noqa: E402
+from analysis.methods.inference import wild_cluster_bootstrap  # noqa: E402
 
 
 def main() -> None:
@@ -91,7 +91,7 @@ def main() -> None:
     mcse = math.sqrt(max(po * (1 - po), 1e-4) / (a.draws * a.runs)) * math.sqrt(2)
     print(f"Wild cluster bootstrap (WCR, Rademacher, {a.draws} draws), {source}: "
           f"{panel.n_units} units ({panel.n_treated} treated), {panel.n_obs} observations")
-    print(f"  ours (analysis.inference):     median {mo:.3f} s over {a.runs} runs, "
+    print(f"  ours (analysis.methods.inference):     median {mo:.3f} s over {a.runs} runs, "
           f"p-value mean {po:.4f}")
     print(f"  pyfixest wildboottest:         median {mt:.3f} s over {a.runs} runs, "
           f"p-value mean {pt:.4f}")

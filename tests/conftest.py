@@ -1,36 +1,88 @@
-"""Shared test fixtures.
+"""Shared test fixtures; the suite is hermetic.
 
-Integration tests read the real published files through :func:`analysis.sources.fetch`
-(cache ``data/raw/``, else ``$SOS_DATA_MIRROR``). They are skipped only when neither
-is available; ``.ci/run`` sets the mirror so they always run in CI.
+Before the package is imported, the generated-output folders
+(``SOS_PROCESSED_DIR``, ``SOS_RESULTS_DIR``, ``SOS_BUILD_DIR``; see
+:mod:`analysis.core.paths`) are pointed at one temporary folder per test process,
+so no test reads or writes the checkout's ``data/processed/``, ``results/`` or
+``_build/`` (``results/published/``, committed, is read in place). What tests need
+from the real data is built once per session into that folder by the fixtures
+:func:`real_panel` and :func:`real_results`. The data cache (``data/raw/`` or
+``$SOS_DATA_CACHE``) is shared, as a cache.
+
+Tests of the built book, the PDF and the site (marker ``book``) read the checkout's
+``_build/``: they run in ``make check-book`` after ``make report`` and ``make pdf``
+(``.ci/run``), which sets ``SOS_CHECK_BOOK=1`` so the folders are left as they are.
+
+Integration tests read the real published files through
+:func:`analysis.ingest.sources.fetch` (cache, else ``$SOS_DATA_MIRROR``). They are
+skipped, with that reason, only when neither is available.
 """
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
+
+if os.environ.get("SOS_CHECK_BOOK") != "1":
+    _SESSION_DIR = Path(tempfile.mkdtemp(prefix="sos-tests-"))
+    os.environ["SOS_PROCESSED_DIR"] = str(_SESSION_DIR / "processed")
+    os.environ["SOS_RESULTS_DIR"] = str(_SESSION_DIR / "results")
+    os.environ["SOS_BUILD_DIR"] = str(_SESSION_DIR / "_build")
+else:
+    _SESSION_DIR = None
+
+from analysis.core import paths  # noqa: E402  (after the folders above are set)
+from analysis.ingest.sources import fetch, load_manifest  # noqa: E402
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _SESSION_DIR is not None:
+        shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
 def _data_available() -> bool:
-    from analysis.sources import load_manifest
-
     if os.environ.get("SOS_DATA_MIRROR"):
         return True
     return all(s.cached_path.exists() for s in load_manifest().values())
 
 
+def require_real_data() -> None:
+    if not _data_available():
+        pytest.skip("real data not available: set SOS_DATA_MIRROR=../shared/data/sources")
+
+
 @pytest.fixture(scope="session")
 def real_source():
     """Return a function ``id -> verified Path`` of a real source file."""
-    if not _data_available():
-        pytest.skip("real data not available: set SOS_DATA_MIRROR=../shared/data/sources")
-    from analysis.sources import fetch, load_manifest
-
+    require_real_data()
     manifest = load_manifest()
     return lambda sid: fetch(manifest[sid])
+
+
+@pytest.fixture(scope="session")
+def real_panel() -> Path:
+    """The real panel, built once per session into the session's processed folder."""
+    require_real_data()
+    from analysis.run.build import ensure_panel  # after the folders are set (see above)
+
+    ensure_panel(echo=lambda *a: None)
+    assert paths.PROCESSED_DIR.is_relative_to(_SESSION_DIR or paths.PROCESSED_DIR)
+    return paths.PROCESSED_DIR
+
+
+@pytest.fixture(scope="session")
+def real_results(real_panel) -> Path:
+    """The study's results on the real panel, computed once per session."""
+    from analysis.run.build import ensure_results
+
+    ensure_results(echo=lambda *a: None, progress=False)
+    return paths.RESULTS_DIR
 
 
 @pytest.fixture

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import appendices as A
-from analysis.report import RESULTS_FOLDER, design
-from analysis.sources import load_manifest
+from analysis.book import appendices as A
+from analysis.book.chapters import RESULTS_FOLDER, design
+from analysis.ingest.sources import load_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ROOT / "chapters"
@@ -64,7 +64,7 @@ def test_provenance_is_grouped_by_publisher_largest_first():
 
 
 def _write_manifest(path: Path, rows: list[dict]) -> None:
-    from analysis.sources import MANIFEST_COLUMNS
+    from analysis.ingest.sources import MANIFEST_COLUMNS
 
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
@@ -203,7 +203,7 @@ def test_a_pilot_left_out_for_missing_data_is_explained():
     p = next(p for p in d.pilots if p.la_code in d.treated(o))
     pairs = _synthetic_pairs(d)
     pairs = pairs[~((pairs["treated_code"] == p.la_code) & (pairs["outcome"] == o.id))]
-    from analysis.report import la_names
+    from analysis.book.chapters import la_names
 
     name = la_names()[p.la_code]
     notes = pd.DataFrame([{"outcome": o.id, "specification": "main",
@@ -225,13 +225,10 @@ def test_comparators_overview_matches_pairs():
             assert ov.loc[p.name, o.label] == want
 
 
-REAL_PAIRS = RESULTS_FOLDER / "matched_pairs.csv"
-
-
-@pytest.mark.skipif(not REAL_PAIRS.exists(), reason="results not computed: run python -m analysis results")
-def test_each_profile_shows_the_real_matched_pairs():
+@pytest.mark.integration
+def test_each_profile_shows_the_real_matched_pairs(real_results):
     d = design()
-    pairs = pd.read_csv(REAL_PAIRS)
+    pairs = pd.read_csv(real_results / "matched_pairs.csv")
     for p in d.pilots:
         t = A.comparators_table(p.la_code).set_index("Outcome")
         for o in A.primary_outcomes(d):

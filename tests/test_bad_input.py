@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis import ROOT
-from analysis.sources import MANIFEST_PATH, load_manifest
+from analysis.ingest.sources import MANIFEST_PATH, load_manifest
+from analysis.core.paths import ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@
 
 - The code closure behind each key follows the imports (a reader change
   rebuilds the panel; a chapter helper change does not rerun the study).
-- :func:`analysis.build.safe_swap_build` keeps the previous site byte-identical
+- :func:`analysis.run.build.safe_swap_build` keeps the previous site byte-identical
   when a build fails (a stubbed build, failing or raising), swaps a good one in,
   and recovers from an interrupted swap.
 - A corrupted input makes ``python -m analysis data`` and ``python -m analysis
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis import build
+from analysis.run import build
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTCOMES = ["repeat_plans", "sw_turnover"]
@@ -40,52 +40,48 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- keys
 def test_code_closure_follows_imports():
-    panel = {p.relative_to(ROOT).as_posix() for p in build.code_closure("panel")}
-    assert {"analysis/__init__.py", "analysis/panel.py", "analysis/sources.py",
-            "analysis/readers/lait.py", "analysis/readers/common.py"} <= panel
-    assert "analysis/study.py" not in panel and "analysis/report.py" not in panel
-    study = {p.relative_to(ROOT).as_posix() for p in build.code_closure("study")}
-    assert {"analysis/study.py", "analysis/matching.py", "analysis/estimation.py",
-            "analysis/inference.py", "analysis/evidence.py", "analysis/design.py"} <= study
+    panel = {p.relative_to(ROOT).as_posix() for p in build.code_closure("ingest.panel")}
+    assert {"analysis/__init__.py", "analysis/ingest/panel.py", "analysis/ingest/sources.py",
+            "analysis/ingest/readers/lait.py", "analysis/ingest/readers/common.py",
+            "analysis/core/paths.py"} <= panel
+    # nothing downstream of the panel: not the methods, the design, the study or the book
+    assert not any(f.startswith(("analysis/methods/", "analysis/run/", "analysis/book/", "analysis/cli/"))
+                   for f in panel), panel
+    assert "analysis/design.py" not in panel
+    study = {p.relative_to(ROOT).as_posix() for p in build.code_closure("run.study")}
+    assert {"analysis/run/study.py", "analysis/methods/matching.py", "analysis/methods/estimation.py",
+            "analysis/methods/inference.py", "analysis/methods/evidence.py", "analysis/design.py"} <= study
     assert panel <= study  # the study imports the panel module (load_panel)
-    assert "analysis/report.py" not in study and "analysis/figures.py" not in study
+    assert not any(f.startswith("analysis/book/") for f in study)
+
+
+def test_grading_rule_edit_leaves_panel_key_and_reader_edit_changes_it(tmp_path, monkeypatch):
+    """Each step's key covers the code it runs and nothing downstream (issue 11)."""
+    import shutil
+
+    copy = tmp_path / "analysis"
+    shutil.copytree(ROOT / "analysis", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(build, "ROOT", tmp_path)
+    before_panel = build.code_digest("ingest.panel")
+    before_study = build.code_digest("run.study")
+    evidence = copy / "methods" / "evidence.py"
+    evidence.write_text(evidence.read_text() + "\n# an edit of the grading rule\n")
+    assert build.code_digest("ingest.panel") == before_panel
+    assert build.code_digest("run.study") != before_study
+    reader = copy / "ingest" / "readers" / "lait.py"
+    reader.write_text(reader.read_text() + "\n# an edit of a reader\n")
+    assert build.code_digest("ingest.panel") != before_panel
 
 
 def test_default_folders_agree_with_the_pipeline():
-    from analysis import design, panel, study
+    from analysis import design
+    from analysis.core import paths
+    from analysis.ingest import panel
+    from analysis.run import study
 
-    assert build.PROCESSED_DIR == panel.PROCESSED_DIR
-    assert build.RESULTS_DIR == study.RESULTS_DIR
-    assert build.DESIGN_PATH == design.DESIGN_PATH
-
-
-def test_changed_parts_names_what_changed():
-    old = build.Key.of({"sources": [{"id": "a", "sha256": "1"}, {"id": "b", "sha256": "2"}],
-                        "code": {"analysis/x.py": "1"}, "design": "d"})
-    new = build.Key.of({"sources": [{"id": "a", "sha256": "1"}, {"id": "b", "sha256": "3"}],
-                        "code": {"analysis/x.py": "2"}, "design": "d"})
-    parts = build.changed_parts({"parts": old.parts}, new)
-    assert parts == ["data files (b)", "code (analysis/x.py)"]
-
-
-def test_run_columns_are_all_a_run_reads(tmp_path):
-    """run_one sees only run_columns; a column outside them cannot change a run's key."""
-    import pandas as pd
-
-    from analysis.design import load_design
-    from analysis.study import Run, run_columns
-
-    d = load_design()
-    run = Run("rereferrals", "main")
-    cols = run_columns(d, run)
-    assert cols[:4] == ["la_code", "la_name", "year", "region_code"]
-    assert "rereferral_pct" in cols and "pop_0_17" in cols
-    panel = pd.DataFrame({c: [1.0, 2.0] for c in cols} | {"other": [1.0, 2.0]})
-    cache = build.RunCache(tmp_path, build.DESIGN_PATH)
-    k0 = cache.key(panel, d, run)
-    assert cache.key(panel.assign(other=[5.0, 6.0]), d, run) == k0
-    assert cache.key(panel.assign(rereferral_pct=[1.0, 2.5]), d, run) != k0
-    assert cache.key(panel, d, Run("rereferrals", "k1")) != k0
+    assert build.PROCESSED_DIR == panel.PROCESSED_DIR == paths.PROCESSED_DIR
+    assert build.RESULTS_DIR == study.RESULTS_DIR == paths.RESULTS_DIR
+    assert build.DESIGN_PATH == design.DESIGN_PATH == paths.DESIGN_PATH
 
 
 # --------------------------------------------------------------------------- safe swap
@@ -170,7 +166,7 @@ def test_interrupted_swap_is_recovered(tmp_path):
 @pytest.fixture
 def corrupt_env(tmp_path, real_source):
     """A mirror whose C1 file is corrupted (one byte), an empty cache and the real manifest."""
-    from analysis.sources import load_manifest
+    from analysis.ingest.sources import load_manifest
 
     sources = load_manifest(build.DATA_DIR / "manifest.csv")
     mirror = tmp_path / "mirror"
@@ -208,8 +204,11 @@ def test_data_with_corrupted_input_fails_and_keeps_outputs(tmp_path, corrupt_env
 def test_build_with_corrupted_input_exits_nonzero_and_keeps_site(corrupt_env):
     """The real `python -m analysis build` on the real checkout: stops before touching anything."""
     env, bad_path = corrupt_env
-    html = ROOT / "_build" / "html"
-    watched = [html, ROOT / "data" / "processed", ROOT / "results"]
+    html = build.HTML_DIR
+    watched = [html, build.PROCESSED_DIR, build.RESULTS_DIR]
+    for folder in watched:  # a last good output in each (the session's folders, not the checkout's)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "last-good.txt").write_text(f"last good {folder.name}\n")
     before = [tree_digest(p) if p.exists() else None for p in watched]
     proc = subprocess.run([sys.executable, "-m", "analysis", "build"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -220,16 +219,10 @@ def test_build_with_corrupted_input_exits_nonzero_and_keeps_site(corrupt_env):
 
 # --------------------------------------------------------------------------- determinism
 @pytest.fixture(scope="module")
-def panel_dir(tmp_path_factory, real_source):
-    """The real panel (built into a temporary folder unless data/processed has a current one)."""
-    processed = build.PROCESSED_DIR
-    stamp = build.read_stamp(processed / build.KEY_FILE)
-    if stamp.get("key") == build.panel_key().value and (processed / "panel.csv").exists():
-        out = tmp_path_factory.mktemp("panel")
-        shutil.copyfile(processed / "panel.csv", out / "panel.csv")
-        return out
+def panel_dir(tmp_path_factory, real_panel):
+    """A copy of the session's real panel (conftest builds it once)."""
     out = tmp_path_factory.mktemp("panel")
-    build.ensure_panel(out_dir=out, echo=lambda *a: None)
+    shutil.copyfile(real_panel / "panel.csv", out / "panel.csv")
     return out
 
 
@@ -266,7 +259,7 @@ def test_book_key_follows_the_rules_the_method_chapter_prints(tmp_path, monkeypa
     a change to either must rebuild the book."""
     import shutil
 
-    import analysis.build as B
+    import analysis.run.build as B
 
     data = tmp_path / "data"
     shutil.copytree(B.DATA_DIR, data, ignore=shutil.ignore_patterns("raw", "processed"))

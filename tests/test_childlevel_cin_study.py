@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import ROOT
+from analysis.core.paths import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not os.environ.get("SOS_DATA_MIRROR") and not (ROOT / "data" / "raw").exists(),
@@ -50,12 +50,12 @@ def world(tmp_path_factory):
     from analysis.childlevel.readers import REPORT_COLUMNS
     from analysis.childlevel.synthetic import generate_cin
     from analysis.design import load_design
-    from analysis.panel import build_panel_files
-    from analysis.study import run_study
+    from analysis.run.build import build_panel_files
+    from analysis.run.study import run_study
 
     design = load_design()
     treated = design.treated("rereferrals_after_nfa")
-    public = __import__("analysis.panel", fromlist=["build_panel"]).build_panel(progress=False)
+    public = __import__("analysis.ingest.panel", fromlist=["build_panel"]).build_panel(progress=False)
     counts = public.panel.groupby("la_code")["year"].nunique()
     las = sorted(counts[counts == counts.max()].index)
     rng = np.random.default_rng(3)
@@ -69,7 +69,7 @@ def world(tmp_path_factory):
     out = tmp_path_factory.mktemp("processed")
     inputs = ChildLevelInputs(folder, None, None, cin, pd.DataFrame(columns=REPORT_COLUMNS))
     mp = pytest.MonkeyPatch()
-    mp.setattr("analysis.panel.build_panel",
+    mp.setattr("analysis.ingest.panel.build_panel",
                lambda progress=False: dataclasses.replace(public, files=dict(public.files)))
     try:
         build_panel_files(out, progress=False, child_level_dir=folder, child_level_inputs=inputs)

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from analysis.childlevel.did import cell_means, child_lpm_did, child_lpm_from_counts
-from analysis.errors import DataError
-from analysis.estimation import twfe_did
+from analysis.core.errors import DataError
+from analysis.methods.estimation import twfe_did
 
 
 def simulate(effect: float, *, seed: int = 7, n_las: int = 40, n_treated: int = 10,
@@ -141,8 +141,8 @@ def test_counts_refuse_a_numerator_above_its_denominator():
 def test_a_corrupt_counts_file_is_one_clear_error(tmp_path, corrupt, message):
     """The study's child-level model reads childlevel_counts.csv: a bad file names file,
     column and row instead of a traceback."""
-    from analysis.study import Run, RunOutput, child_lpm_estimates
     from analysis.design import load_design
+    from analysis.run.study import Run, RunOutput, child_lpm_estimates
 
     design = load_design()
     counts = pd.DataFrame({"measure": "poc_kinship_pct", "la_code": "E09000007",

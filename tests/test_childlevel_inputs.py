@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import ROOT
 from analysis.childlevel.synthetic import write_cin_xml
-from analysis.errors import DataError
+from analysis.core.errors import DataError
+from analysis.core.paths import ROOT
 
 CAMDEN, HARTLEPOOL, BIRMINGHAM = "E09000007", "E06000001", "E08000025"
 HEADER_COLS = "CHILD,SEX,DOB,ETHNIC,UPN,MOTHER,MC_DOB\n"
@@ -206,10 +206,10 @@ EXPECTED = {
 
 # --------------------------------------------------------------------------- running the stage
 def _public_stub():
-    """A public build standing in for :func:`analysis.panel.build_panel`: every register LA
+    """A public build standing in for :func:`analysis.ingest.panel.build_panel`: every register LA
     in every panel year, with one published measure column."""
-    from analysis.geography import la_register
-    from analysis.panel import PANEL_YEARS, PanelBuild
+    from analysis.ingest.geography import la_register
+    from analysis.ingest.panel import PANEL_YEARS, PanelBuild
 
     reg = la_register()
     panel = pd.DataFrame([(c, o, n, y) for c, o, n in zip(reg["la_code"], reg["old_la_code"],
@@ -233,12 +233,12 @@ def _stub_public(mp, calls: list | None = None) -> None:
             calls.append("build_panel")
         return _public_stub()
 
-    mp.setattr("analysis.panel.build_panel", fake_build)
-    mp.setattr("analysis.build.verified_manifest", lambda: [])
+    mp.setattr("analysis.ingest.panel.build_panel", fake_build)
+    mp.setattr("analysis.run.build.verified_manifest", lambda: [])
 
 
 def _cli(*args: str) -> int:
-    from analysis.__main__ import main
+    from analysis.cli.commands import main
 
     return main(["data", *args])
 
@@ -425,7 +425,7 @@ def test_the_same_la_under_both_codes_is_one_la(tmp_path):
 
 
 def test_a_year_folder_after_the_panel(tmp_path):
-    from analysis.panel import PANEL_YEARS
+    from analysis.ingest.panel import PANEL_YEARS
 
     late = max(PANEL_YEARS) + 1
     f = _cin(tmp_path / CAMDEN / str(late) / "cin.xml", year=late)
@@ -440,7 +440,7 @@ def test_a_year_folder_before_the_panel_is_history(tmp_path):
     """Documented: a return for a year before the panel is read, so its referrals count as
     the history of later ones; its own LA-year measures find no panel row."""
     from analysis.childlevel.aggregate import tidy_measures
-    from analysis.panel import PANEL_YEARS
+    from analysis.ingest.panel import PANEL_YEARS
 
     first = min(PANEL_YEARS)
     write_cin_xml([_child("X1", _ref(f"{first - 1}-02-01"))], tmp_path / CAMDEN / str(first - 1) / "cin.xml",

@@ -11,8 +11,8 @@ from dateutil.easter import easter
 
 from analysis.childlevel import aggregate as A
 from analysis.childlevel import outcomes as O
-from analysis.errors import DataError
-from analysis.panel import DEFINITIONS_PATH
+from analysis.core.errors import DataError
+from analysis.ingest.panel import DEFINITIONS_PATH
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -26,13 +26,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import ROOT
+from analysis.core.paths import ROOT
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("SOS_DATA_MIRROR") and not (ROOT / "data" / "raw").exists(),
@@ -62,7 +61,7 @@ def _shares(las, treated, rng):
 def world(tmp_path_factory):
     from analysis.childlevel.synthetic import generate_903, write_903_csv
     from analysis.design import load_design
-    from analysis.panel import build_panel
+    from analysis.ingest.panel import build_panel
 
     public = build_panel()
     design = load_design()
@@ -84,9 +83,9 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(world, monkeypatch_module):
     """The data stage in child-level mode, run through the CLI's entry (ensure_panel)."""
-    from analysis.build import ensure_panel
+    from analysis.run.build import ensure_panel
 
-    monkeypatch_module.setattr("analysis.panel.build_panel", lambda progress=False: _copy(world["public"]))
+    monkeypatch_module.setattr("analysis.ingest.panel.build_panel", lambda progress=False: _copy(world["public"]))
     ensure_panel(out_dir=world["out"], child_level_dir=world["folder"], force=True, echo=lambda *a: None)
     return world["out"]
 
@@ -100,7 +99,7 @@ def monkeypatch_module():
 
 @pytest.fixture(scope="module")
 def study(world, built):
-    from analysis.study import run_study
+    from analysis.run.study import run_study
 
     return run_study(panel_path=built / "panel.csv", outcomes=["kinship_care"], progress=False)
 
@@ -210,9 +209,9 @@ def test_study_reports_the_child_level_lpm_beside_the_la_level_estimate(world, b
 
 
 def test_published_tables_pass_disclosure_and_resist_recovery(world, built):
-    from analysis.childlevel.pipeline import protect_counts, published_table
     from analysis.childlevel.aggregate import tidy_measures
-    from analysis.disclosure import assert_publishable, load_settings, recover_suppressed
+    from analysis.childlevel.disclosure import assert_publishable, load_settings, recover_suppressed
+    from analysis.childlevel.pipeline import protect_counts, published_table
 
     published = pd.read_csv(built / "childlevel_published.csv", dtype=str)
     assert set(published["measure"]) >= {"poc_kinship_pct", "cla_kinship_pct"}
@@ -273,12 +272,12 @@ def test_strict_validation_stops_with_one_line(world, tmp_path):
 
 def test_public_outputs_unchanged_without_child_level(world, tmp_path, monkeypatch):
     """Unset SOS_CHILDLEVEL_DIR: the public panel and results are byte-identical."""
-    from analysis.build import ensure_panel
-    from analysis.panel import write_atomically
-    from analysis.study import run_study, write_results
+    from analysis.ingest.panel import write_atomically
+    from analysis.run.build import ensure_panel
+    from analysis.run.study import run_study, write_results
 
     monkeypatch.delenv("SOS_CHILDLEVEL_DIR", raising=False)
-    monkeypatch.setattr("analysis.panel.build_panel", lambda progress=False: _copy(world["public"]))
+    monkeypatch.setattr("analysis.ingest.panel.build_panel", lambda progress=False: _copy(world["public"]))
     (tmp_path / "a").mkdir()
     ensure_panel(out_dir=tmp_path / "a", force=True, echo=lambda *a: None)
     write_atomically(world["public"].files, tmp_path / "b")  # the public stage as it was
@@ -308,9 +307,9 @@ def test_public_outputs_unchanged_without_child_level(world, tmp_path, monkeypat
     ("    source: child_level", "    source: secure", "is not one of"),
     ("    measure: poc_kinship_pct", "    measure: poc_kinship_rate", "unknown child-level measure"),
 ])
-def test_design_validates_the_outcome_source(tmp_path, old, new, message):
+def test_design_validates_the_outcome_source(tmp_path, old, new, message, real_panel):
     from analysis.design import load_design
-    from analysis.errors import DataError
+    from analysis.core.errors import DataError
 
     text = (ROOT / "data" / "study_design.yaml").read_text(encoding="utf-8")
     assert old in text
@@ -318,13 +317,13 @@ def test_design_validates_the_outcome_source(tmp_path, old, new, message):
     bad.write_text(text.replace(old, new), encoding="utf-8")
     with pytest.raises(DataError, match=message):
         load_design(bad)
-    public_cols = set(pd.read_csv(ROOT / "data" / "processed" / "panel.csv", nrows=0).columns)
+    public_cols = set(pd.read_csv(real_panel / "panel.csv", nrows=0).columns)
     d = load_design(known_measures=public_cols)
     assert d.outcome("kinship_care").source == "child_level"   # not refused by the public panel
 
 
 def test_cin_outcomes_are_skipped_with_a_note_when_the_returns_lack_them(built):
-    from analysis.study import run_study
+    from analysis.run.study import run_study
 
     ids = ["rereferrals_after_nfa", "escalation_after_rereferral", "assessment_duration"]
     study = run_study(panel_path=built / "panel.csv", outcomes=ids, progress=False)
@@ -343,7 +342,7 @@ def test_cin_outcomes_are_estimated_beside_their_child_level_model(world, built,
     estimates the child-level outcomes; with equal denominators the child-level LPM weighs
     every LA-year alike, so it equals the LA-level estimate exactly."""
     from analysis.childlevel.pipeline import COUNTS_FILE
-    from analysis.study import run_study
+    from analysis.run.study import run_study
 
     d = world["design"]
     panel = pd.read_csv(built / "panel.csv", dtype={"la_code": str})

@@ -6,17 +6,12 @@ disclosive table, and passes on a protected one. Public mode (no
 """
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import ROOT
-from analysis.childlevel.pipeline import (mask_suppressed, publishable_results, results_problems,
-                                          withheld_marks)
-from analysis.errors import DataError
+from analysis.childlevel.pipeline import mask_suppressed, publishable_results, results_problems, withheld_marks
+from analysis.core.errors import DataError
 
 PUB = pd.DataFrame({
     "measure": ["poc_kinship_pct"] * 3,
@@ -93,7 +88,7 @@ def test_single_la_trend_of_a_child_level_outcome_fails(tmp_path):
 
 
 def test_panel_view_withholds_suppressed_rates(tmp_path):
-    from analysis.report import processed
+    from analysis.book.chapters import processed
 
     res, proc = _folders(tmp_path)
     raw = pd.read_csv(proc / "panel.csv", dtype={"la_code": str})
@@ -108,8 +103,8 @@ def test_panel_view_withholds_suppressed_rates(tmp_path):
 
 
 def test_profile_figure_marks_withheld_years(tmp_path, monkeypatch):
-    import analysis.report as report
-    from analysis.appendices import _withheld_years
+    import analysis.book.chapters as report
+    from analysis.book.appendices import _withheld_years
 
     res, proc = _folders(tmp_path)
     monkeypatch.setattr(report, "PROCESSED_DIR", proc)

@@ -11,15 +11,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import ROOT
 from analysis.childlevel import codes, synthetic
-from analysis.childlevel.readers import (la_from_name, read_903_episodes, read_903_header,
-                                         read_cin_census, validate_903, validate_cin)
-from analysis.errors import DataError
+from analysis.childlevel.readers import (
+    la_from_name,
+    read_903_episodes,
+    read_903_header,
+    read_cin_census,
+    validate_903,
+    validate_cin,
+)
+from analysis.core.errors import DataError
+from analysis.core.paths import ROOT
 
 FIX = Path(__file__).parent / "fixtures" / "childlevel"
 LA = "E09000005"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from analysis.childlevel import aggregate as A
 from analysis.childlevel.returns import combine_returns, records_coverage

@@ -2,14 +2,13 @@
 bad files are refused with one line."""
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 import yaml
+from test_childlevel_outcomes import LA, episodes, referrals
 
 from analysis.childlevel import aggregate as A
 from analysis.childlevel import outcomes as O
-from analysis.errors import DesignError
-from test_childlevel_outcomes import LA, episodes, referrals
+from analysis.core.errors import DesignError
 
 
 def _write(tmp_path, change) -> A.OutcomeRules:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import ROOT
-from analysis.estimation import callaway_santanna, simulate_panel, twfe_did
+from analysis.methods.estimation import callaway_santanna, simulate_panel, twfe_did
+from analysis.core.paths import ROOT
 
 BASE = ["--outcome", "y", "--unit", "unit", "--time", "year", "--first-treated", "first_treated"]
 
@@ -133,7 +133,7 @@ def test_bad_input_is_one_line_exit_2(case, expect, tmp_path):
 
 
 def test_estimate_subcommand_is_wired_into_the_main_parser():
-    from analysis.__main__ import build_parser
+    from analysis.cli.commands import build_parser
 
     args = build_parser().parse_args(["estimate", "x.csv", *BASE])
     assert args.estimator == "twfe" and args.draws is None

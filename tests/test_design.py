@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from analysis.design import DESIGN_PATH, StudyDesign, load_design, reporting_year
-from analysis.errors import DesignError
-from analysis.geography import la_register
+from analysis.core.errors import DesignError
+from analysis.ingest.geography import la_register
 
 WAVE1 = ["E09000005", "E06000023", "E10000018", "E10000019", "E10000020", "E10000029",
          "E09000030", "E08000036", "E10000032", "E06000041"]
@@ -108,8 +108,8 @@ def test_real_design_outcomes_and_specs(design):
 def test_design_feeds_matching_and_evidence(design):
     import inspect
 
-    from analysis.evidence import grade_evidence
-    from analysis.matching import match_comparators
+    from analysis.methods.evidence import grade_evidence
+    from analysis.methods.matching import match_comparators
 
     kw = design.matching_kwargs("k5")
     assert kw["k"] == 5 and kw["replace"] is False and kw["context_at"]["ofsted_overall"] == "next"

@@ -8,10 +8,21 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analysis.disclosure import (DisclosureSettings, Link, Structure, TableSpec, assert_publishable,
-                                 check_disclosure, load_settings, protect_rates, protect_table,
-                                 protect_tables, protected, recover_suppressed)
-from analysis.errors import DataError
+from analysis.childlevel.disclosure import (
+    DisclosureSettings,
+    Link,
+    Structure,
+    TableSpec,
+    assert_publishable,
+    check_disclosure,
+    load_settings,
+    protect_rates,
+    protect_table,
+    protect_tables,
+    protected,
+    recover_suppressed,
+)
+from analysis.core.errors import DataError
 
 YEARS = ["2019", "2020", "Total"]
 S = DisclosureSettings(threshold=10, protection_level=10)

@@ -15,10 +15,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.childlevel.pipeline import (PUBLISHED_COLUMNS, protect_counts, published_table,
-                                          results_problems)
-from analysis.disclosure import (DisclosureSettings, Structure, TableSpec, check_disclosure,
-                                 protect_tables, protected, recover_suppressed)
+from analysis.childlevel.disclosure import (
+    DisclosureSettings,
+    Structure,
+    TableSpec,
+    check_disclosure,
+    protect_tables,
+    protected,
+    recover_suppressed,
+)
+from analysis.childlevel.pipeline import PUBLISHED_COLUMNS, protect_counts, published_table, results_problems
 
 ENGLAND = "E92000001"
 A, B, C = "E09000001", "E09000002", "E09000003"

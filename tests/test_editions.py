@@ -32,8 +32,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import build, editions
-from analysis.sources import MANIFEST_COLUMNS, load_manifest, sha256_of
+from analysis.ingest.sources import MANIFEST_COLUMNS, load_manifest, sha256_of
+from analysis.run import build, editions
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTCOMES = ["assessment_timeliness", "rereferrals"]

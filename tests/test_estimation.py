@@ -13,9 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.errors import DataError
-from analysis.estimation import (FWLDesign, callaway_santanna, cr1_factor, event_study,
-                                 prepare_panel, simulate_panel, twfe_did)
+from analysis.core.errors import DataError
+from analysis.methods.estimation import (
+    FWLDesign,
+    callaway_santanna,
+    cr1_factor,
+    event_study,
+    prepare_panel,
+    simulate_panel,
+    twfe_did,
+)
 
 COLS = dict(outcome="y", unit="unit", time="year", first_treated="first_treated")
 

@@ -5,9 +5,8 @@ import itertools
 
 import pytest
 
-from analysis.errors import DesignError
-from analysis.evidence import (DEFAULT_THRESHOLDS, LEVELS, check_thresholds, describe_rule,
-                               grade_evidence)
+from analysis.core.errors import DesignError
+from analysis.methods.evidence import DEFAULT_THRESHOLDS, LEVELS, check_thresholds, describe_rule, grade_evidence
 
 NAN = float("nan")
 GOOD = dict(primary_p=0.001, ci_low=0.5, ci_high=2.0, pretrend_p=0.5, max_abs_smd=0.1,

@@ -14,11 +14,20 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from analysis import figures
-from analysis.figures import (COMPARATOR_COLOUR, PILOT_COLOUR, ROLE_STYLES, event_study_plot,
-                              forest_plot, hex_map, hex_map_crosswalk, love_plot,
-                              pilot_profile_plot, trend_plot)
-from analysis.geography import la_register
+from analysis.book import figures
+from analysis.book.figures import (
+    COMPARATOR_COLOUR,
+    PILOT_COLOUR,
+    ROLE_STYLES,
+    event_study_plot,
+    forest_plot,
+    hex_map,
+    hex_map_crosswalk,
+    love_plot,
+    pilot_profile_plot,
+    trend_plot,
+)
+from analysis.ingest.geography import la_register
 
 
 def _rgb(c) -> tuple[float, float, float]:
@@ -87,7 +96,7 @@ def _balance() -> pd.DataFrame:
 
 @pytest.mark.parametrize("long", [False, True])
 def test_love_plot_points_are_absolute_smds(long):
-    from analysis.matching import love_plot_data
+    from analysis.methods.matching import love_plot_data
 
     bal = _balance()
     data = love_plot_data(bal) if long else bal

@@ -11,15 +11,27 @@ import math
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from analysis.estimation import (FWLDesign, callaway_santanna, cr1_factor, prepare_panel,
-                                 simulate_panel, twfe_did)
-from analysis.inference import (WildClusterBootstrap, bootstrap_weights, count_assignments,
-                                enumerate_assignments, multiplier_bootstrap,
-                                randomization_inference, staggered_randomization_inference,
-                                wild_bootstrap_pretrend, wild_cluster_bootstrap)
+from analysis.methods.estimation import (
+    FWLDesign,
+    callaway_santanna,
+    cr1_factor,
+    prepare_panel,
+    simulate_panel,
+    twfe_did,
+)
+from analysis.methods.inference import (
+    WildClusterBootstrap,
+    bootstrap_weights,
+    count_assignments,
+    enumerate_assignments,
+    multiplier_bootstrap,
+    randomization_inference,
+    staggered_randomization_inference,
+    wild_bootstrap_pretrend,
+    wild_cluster_bootstrap,
+)
 
 COLS = dict(outcome="y", unit="unit", time="year", first_treated="first_treated")
 
@@ -143,7 +155,7 @@ def test_wcr_pretrend_joint_test_equals_brute_force():
     p = _tiny(weighted=False, n_units=9, seed=4)
     res = wild_bootstrap_pretrend(p, draws=9999)
     assert res.enumerated and res.q >= 2
-    from analysis.estimation import event_time_matrix
+    from analysis.methods.estimation import event_time_matrix
     X, ev, _, _ = event_time_matrix(p)
     leads = [i for i, e in enumerate(ev) if e < -1]
     R = np.zeros((len(leads), len(ev)))

@@ -14,9 +14,16 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import mahalanobis
 
-from analysis.errors import DataError, DesignError
-from analysis.matching import (balance_table, love_plot_data, match_comparators, max_abs_smd,
-                               pre_trend_table, _match_greedy, _match_optimal)
+from analysis.core.errors import DataError, DesignError
+from analysis.methods.matching import (
+    _match_greedy,
+    _match_optimal,
+    balance_table,
+    love_plot_data,
+    match_comparators,
+    max_abs_smd,
+    pre_trend_table,
+)
 
 YEARS = list(range(2013, 2026))          # 13 reporting years
 PRE = [2013, 2014, 2015, 2016]

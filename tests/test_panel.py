@@ -5,11 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.errors import DataError
-from analysis.panel import (check_values, pivot_panel, resolve_releases, validate_panel,
-                            write_atomically)
-from analysis.readers.common import tidy_frame
-from analysis.sources import Source
+from analysis.core.errors import DataError
+from analysis.ingest.panel import check_values, pivot_panel, resolve_releases, validate_panel, write_atomically
+from analysis.ingest.readers.common import tidy_frame
+from analysis.ingest.sources import Source
 
 
 def _src(sid: str, release_date: str) -> Source:

@@ -18,7 +18,7 @@ WEST_SUSSEX, LINCOLNSHIRE, SUFFOLK = "E10000032", "E10000019", "E10000029"
 
 @pytest.fixture(scope="module")
 def build(real_source):
-    from analysis.panel import build_panel
+    from analysis.ingest.panel import build_panel
 
     return build_panel()
 

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.errors import DataError
-from analysis.readers import cla_characteristics as cc
-from analysis.readers.common import TIDY_COLUMNS
+from analysis.core.errors import DataError
+from analysis.ingest.readers import cla_characteristics as cc
+from analysis.ingest.readers.common import TIDY_COLUMNS
 
 
 @pytest.fixture

@@ -7,11 +7,10 @@ import numpy as np
 import openpyxl
 import pytest
 
-from analysis.errors import DataError
-from analysis.geography import la_register
-from analysis.readers.common import TIDY_COLUMNS
-from analysis.readers.context import (NOT_REBUILDABLE, read_density, read_idaci, read_imd,
-                                      read_mye5)
+from analysis.core.errors import DataError
+from analysis.ingest.geography import la_register
+from analysis.ingest.readers.common import TIDY_COLUMNS
+from analysis.ingest.readers.context import NOT_REBUILDABLE, read_density, read_idaci, read_imd, read_mye5
 
 # Figures read by hand from mye23tablesew.xlsx, sheet MYE5 (the fixture copies these rows).
 BRENT_AREA = 43.2330                 # Area (sq km)
@@ -195,7 +194,7 @@ def test_real_deprivation(real_source):
 def test_readers_accept_a_fetcher_as_the_panel_passes_it(fixtures, mye5):
     files = {"ons_mye23": mye5, "imd_2019": fixtures / "context" / "imd19_subset.csv",
              "idaci_2019": fixtures / "context" / "idacilarge_subset.csv"}
-    from analysis.readers.context import read_deprivation
+    from analysis.ingest.readers.context import read_deprivation
     dens = read_density(files.__getitem__)
     assert _value(dens, "E09000005", "area_sqkm", 2019) == pytest.approx(BRENT_AREA)
     dep = read_deprivation(files.__getitem__)

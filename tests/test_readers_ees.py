@@ -1,4 +1,4 @@
-"""Tests of analysis.readers.ees: fixtures copied from the real files, then the real files.
+"""Tests of analysis.ingest.readers.ees: fixtures copied from the real files, then the real files.
 
 Fixtures under tests/fixtures/ees/ are lines copied byte for byte from the
 published CSVs (header + a few National, Regional and LA rows, including
@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.errors import DataError
-from analysis.readers import ees
-from analysis.readers.common import TIDY_COLUMNS
+from analysis.core.errors import DataError
+from analysis.ingest.readers import ees
+from analysis.ingest.readers.common import TIDY_COLUMNS
 
 FIX = Path(__file__).parent / "fixtures" / "ees"
 
@@ -264,8 +264,8 @@ def test_real_population_is_the_cla_denominator(real_source):
     """CLA 2025 release: population_estimate of year Y == ONS mid-(Y-1) == pop_0_17 year Y."""
     pop = ees.read_population(real_source("ons_pop_0_17"))
     pop = pop[pop["geographic_level"] == "Local authority"]
-    from analysis.geography import current_la_codes
-    from analysis.readers.common import read_csv_text
+    from analysis.ingest.geography import current_la_codes
+    from analysis.ingest.readers.common import read_csv_text
 
     raw = read_csv_text(real_source("cla_rates_2025"), "cla_rates_2025")
     raw = raw[(raw["geographic_level"] == "Local authority")

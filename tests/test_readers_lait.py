@@ -1,4 +1,4 @@
-"""Tests of analysis.readers.lait: a fixture parquet built from real rows, then the real files.
+"""Tests of analysis.ingest.readers.lait: a fixture parquet built from real rows, then the real files.
 
 tests/fixtures/lait/bds_long_sample.csv holds rows copied from the LAIT 2025
 parquet (``parquet_row`` = their 1-based row there, for audit); :func:`_parquet`
@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analysis.errors import DataError
-from analysis.readers import ees, lait
-from analysis.readers.common import TIDY_COLUMNS
+from analysis.core.errors import DataError
+from analysis.ingest.readers import ees, lait
+from analysis.ingest.readers.common import TIDY_COLUMNS
 
 FIX = Path(__file__).parent / "fixtures" / "lait"
 CODES = ["Continue_Assess_Comp", "ReReferral", "Section_47", "Work_Force_TO_Rate"]

@@ -7,11 +7,18 @@ import time
 import pandas as pd
 import pytest
 
-from analysis.errors import DataError
-from analysis.geography import la_register
-from analysis.readers.common import TIDY_COLUMNS
-from analysis.readers.ofsted import (OVERALL_CODES, OVERALL_LABELS, inspections,
-                                     overall_in_force, read_ilacs, read_ofsted, read_sif)
+from analysis.core.errors import DataError
+from analysis.ingest.geography import la_register
+from analysis.ingest.readers.common import TIDY_COLUMNS
+from analysis.ingest.readers.ofsted import (
+    OVERALL_CODES,
+    OVERALL_LABELS,
+    inspections,
+    overall_in_force,
+    read_ilacs,
+    read_ofsted,
+    read_sif,
+)
 
 
 @pytest.fixture
@@ -133,7 +140,7 @@ def test_real_ofsted(real_source):
 
 
 def test_panel_entry_point_takes_a_fetcher(paths, monkeypatch):
-    import analysis.readers.ofsted as mod
+    import analysis.ingest.readers.ofsted as mod
     monkeypatch.setattr(mod, "SIF_PATH", paths[0])
     df = mod.read_ofsted_overall({"ofsted_ilacs_2025": paths[1]}.__getitem__)
     assert df[(df.area_code == "E10000020") & (df.year == 2019)].value.iloc[0] == 3

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.errors import DataError
-from analysis.readers import sfr_cla
-from analysis.readers.common import TIDY_COLUMNS
+from analysis.core.errors import DataError
+from analysis.ingest.readers import sfr_cla
+from analysis.ingest.readers.common import TIDY_COLUMNS
 
 
 def _one(df: pd.DataFrame, measure: str, *, old: str | None = None, level: str | None = None,

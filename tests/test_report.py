@@ -1,4 +1,4 @@
-"""Report sentences built from results and settings (analysis.report)."""
+"""Report sentences built from results and settings (analysis.book.chapters)."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,8 +6,8 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from analysis import report
-from analysis.disclosure import load_settings
+from analysis.book import chapters as report
+from analysis.childlevel.disclosure import load_settings
 
 
 @pytest.mark.parametrize("grades, sentence", [

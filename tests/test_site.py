@@ -32,9 +32,9 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
-from analysis.book import dump_dom, find_chromium, screenshot, toc_files
+from analysis.book.browser import dump_dom, find_chromium, screenshot, toc_files
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.book]
 
 ROOT = Path(__file__).resolve().parent.parent
 # SOS_BUILD_DIR: check a book built elsewhere (jupyter-book build --path-output DIR -> DIR/_build)

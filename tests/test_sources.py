@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from analysis import ROOT
-from analysis.errors import DataError
-from analysis.sources import Source, fetch, load_manifest, rewrite_url, sha256_of
+from analysis.core.errors import DataError
+from analysis.ingest.sources import Source, fetch, load_manifest, rewrite_url, sha256_of
+from analysis.core.paths import ROOT
 
 PAYLOAD = b"time_period,value\n2025,1\n"
 

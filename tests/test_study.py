@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from analysis.design import load_design
-from analysis.study import ESTIMATE_COLUMNS, Run, plan_runs, run_one, run_study, write_results
+from analysis.run.study import ESTIMATE_COLUMNS, Run, plan_runs, run_one, run_study, write_results
 
 
 def _synthetic_panel(design, measure: str, effect: float, seed: int = 7) -> pd.DataFrame:
@@ -14,7 +14,7 @@ def _synthetic_panel(design, measure: str, effect: float, seed: int = 7) -> pd.D
 
     Pilots get ``effect`` added from their first treated year on (wave-1 onset).
     """
-    from analysis.geography import la_register
+    from analysis.ingest.geography import la_register
 
     rng = np.random.default_rng(seed)
     reg = la_register()
@@ -88,7 +88,7 @@ def test_suppressed_pre_period_leaves_pilot_out_with_a_note(design):
 
 @pytest.mark.integration
 def test_real_study_two_outcomes_deterministic(real_source, tmp_path):
-    from analysis.panel import build_panel_files
+    from analysis.run.build import build_panel_files
 
     build_panel_files(tmp_path / "processed", progress=False)
     kw = dict(panel_path=tmp_path / "processed" / "panel.csv", progress=False,
@@ -112,9 +112,9 @@ def test_real_study_two_outcomes_deterministic(real_source, tmp_path):
 @pytest.mark.integration
 def test_twfe_on_real_matched_panel_matches_pyfixest(real_source, tmp_path, design):
     pf = pytest.importorskip("pyfixest")
-    from analysis.estimation import prepare_panel, twfe_did
-    from analysis.matching import match_comparators
-    from analysis.panel import build_panel
+    from analysis.ingest.panel import build_panel
+    from analysis.methods.estimation import prepare_panel, twfe_did
+    from analysis.methods.matching import match_comparators
 
     panel = build_panel().panel
     o = design.outcome("repeat_plans")

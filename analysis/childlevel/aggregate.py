@@ -16,7 +16,7 @@ close definition exists (``assessments_45wd_pct`` published vs
 say which source an outcome uses and the two never overwrite each other.
 
 The numerators and denominators are kept in the tidy rows because the
-disclosure step (``analysis.disclosure``) needs the counts behind every
+disclosure step (``analysis.childlevel.disclosure``) needs the counts behind every
 percentage; the wide panel holds the values only.
 """
 from __future__ import annotations
@@ -29,9 +29,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from .. import DATA_DIR
-from ..errors import DesignError, relative_path
-from . import outcomes as O
+from analysis.childlevel import outcomes as O
+from analysis.core.errors import DesignError, relative_path
+from analysis.core.paths import DATA_DIR
 
 __all__ = ["MEASURES", "OUTCOME_RULES_PATH", "OutcomeRules", "load_outcome_rules",
            "measure_definitions", "tidy_measures", "to_panel_measures"]
@@ -245,7 +245,8 @@ MEASURES: dict[str, tuple[str, str, str, str]] = {
 
 def measure_definitions(rules: OutcomeRules | None = None) -> pd.DataFrame:
     """Rows in the layout of ``data/measure_definitions.csv`` for the child-level measures,
-    with the parameter values of ``rules`` (default: the rules file) filled in."""
+    with the parameter values of ``rules`` (default: the rules file) filled in.
+    """
     rules = rules or load_outcome_rules()
     return pd.DataFrame([{"name": k, "label": rules.text(v[0]), "unit": v[1], "kind": v[2],
                           "definition": rules.text(v[3]), "derived_from": ""}

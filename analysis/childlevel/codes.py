@@ -35,8 +35,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import ROOT
-from ..errors import DataError
+from analysis.core.errors import DataError
+from analysis.core.paths import ROOT
 
 SPEC_YEARS = tuple(range(2017, 2025))
 S903_TABLES = ("Header", "Episodes")

@@ -5,7 +5,7 @@
     y_i = a_LA(i) + l_year(i) + b * D_i + e_i,     D_i = 1 if LA(i) is treated and year(i) >= first treated year,
 
 by least squares (optionally weighted), and clusters by LA with the CR1
-covariance of :mod:`analysis.estimation`: factor ``G/(G-1) * (N-1)/(N-K)`` with
+covariance of :mod:`analysis.methods.estimation`: factor ``G/(G-1) * (N-1)/(N-K)`` with
 G the number of LAs, N the number of child rows and K = 1 (the treatment
 dummy) + the year effects not nested in LAs + 1 for the intercept (the rank of
 the fixed-effect dummies minus G, plus one), the convention of Stata
@@ -31,10 +31,10 @@ cell and the child residuals of a cell sum to ``W_c`` times the cell-mean
 residual. Only the small-sample factor differs (N children against N cells).
 
 So :func:`child_lpm_did` aggregates to cells, runs the LA-level machinery of
-:mod:`analysis.estimation` (exact projection of the fixed effects, which is
+:mod:`analysis.methods.estimation` (exact projection of the fixed effects, which is
 needed when cells are missing) on the cell means with weights ``W_c``, and
 rescales the covariance to the child-level N: exact, and fast on millions of
-rows. It follows that :func:`analysis.estimation.twfe_did` on the LA-year
+rows. It follows that :func:`analysis.methods.estimation.twfe_did` on the LA-year
 shares of a 0/1 outcome with ``weights`` = number of children in the LA-year
 gives the child-level point estimate, for a balanced or an unbalanced panel
 of cells; unweighted, it gives it only when every cell has the same number of
@@ -46,12 +46,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import DataError
-from ..estimation import FWLDesign, cr1_factor, prepare_panel
+from analysis.core.errors import DataError
+from analysis.methods.estimation import FWLDesign, cr1_factor, prepare_panel
 
 __all__ = ["ChildDiDResult", "child_lpm_did", "child_lpm_from_counts", "cell_means"]
 
@@ -96,7 +95,8 @@ class ChildDiDResult:
 def cell_means(df: pd.DataFrame, outcome: str, la_col: str, year_col: str,
                first_treated_col: str, weights: str | None = None) -> pd.DataFrame:
     """LA-year cells: ``la, year, first_treated, y`` (weighted mean), ``w`` (sum of weights),
-    ``n`` (child rows). Rows with a missing outcome are dropped first."""
+    ``n`` (child rows). Rows with a missing outcome are dropped first.
+    """
     cols = [outcome, la_col, year_col, first_treated_col] + ([weights] if weights else [])
     missing = [c for c in cols if c not in df.columns]
     if missing:
@@ -145,7 +145,7 @@ def child_lpm_did(df: pd.DataFrame, outcome: str, la_col: str, year_col: str,
     ------
     DataError
         Missing columns, non-numeric outcome, first treated year varying within
-        an LA, and every design :func:`analysis.estimation.prepare_panel`
+        an LA, and every design :func:`analysis.methods.estimation.prepare_panel`
         refuses (no treated or no untreated LA, a treated LA without a pre-period).
     """
     cells = cell_means(df, outcome, la_col, year_col, first_treated_col, weights)
@@ -180,7 +180,7 @@ def child_lpm_from_counts(counts: pd.DataFrame, *, numerator: str = "numerator",
     ------
     DataError
         Missing columns, negative counts or a numerator above its denominator,
-        non-positive weights, and the designs :func:`analysis.estimation.prepare_panel`
+        non-positive weights, and the designs :func:`analysis.methods.estimation.prepare_panel`
         refuses.
     """
     cols = [numerator, denominator, la_col, year_col, first_treated_col] + ([weights] if weights else [])

@@ -124,7 +124,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from analysis.core.errors import DataError
 
 __all__ = [
     "BANK_HOLIDAYS", "FOSTER_CODES", "KINSHIP_CODES", "bank_holidays", "reporting_year",
@@ -300,7 +300,8 @@ def _tidy(groups: pd.DataFrame, measure: str, num: str | None, den: str | None,
 
 def _share_la_year(df: pd.DataFrame, indicator: str, measure: str) -> pd.DataFrame:
     """Tidy LA-year rows of ``measure``: the % of rows whose 0/1 ``indicator`` is 1,
-    over the rows where it is known (NaN rows, censored, are left out)."""
+    over the rows where it is known (NaN rows, censored, are left out).
+    """
     d = df[df[indicator].notna()]
     if not len(d):
         return pd.DataFrame(columns=TIDY_COLUMNS)
@@ -367,7 +368,8 @@ def kinship_snapshot(episodes: pd.DataFrame, years=None, *, kinship_codes=KINSHI
 
 def kinship_la_year(snapshot: pd.DataFrame) -> pd.DataFrame:
     """Tidy LA-year rows: ``cla_31mar_child``, ``cla_foster_child``, ``cla_kinship`` (counts),
-    ``cla_kinship_pct`` (U1-U3 % of all CLA), ``foster_kinship_pct`` (U1-U3 % of U1-U6)."""
+    ``cla_kinship_pct`` (U1-U3 % of all CLA), ``foster_kinship_pct`` (U1-U3 % of U1-U6).
+    """
     if not len(snapshot):
         return pd.DataFrame(columns=TIDY_COLUMNS)
     g = snapshot.groupby(["la", "year"]).agg(n=("child", "size"), foster=("foster", "sum"),
@@ -465,7 +467,8 @@ def assessment_durations(cin: dict, *, start: str = "referral", limit: int = 45,
 
 def assessment_la_year(durations: pd.DataFrame) -> pd.DataFrame:
     """Tidy LA-year rows: ``assessments_completed_child`` (count), ``assessments_45wd_pct_child``
-    and ``assessment_days_median`` (median working days; denominator = assessments)."""
+    and ``assessment_days_median`` (median working days; denominator = assessments).
+    """
     d = durations[durations["working_days"].notna()]
     if not len(d):
         return pd.DataFrame(columns=TIDY_COLUMNS)
@@ -523,7 +526,8 @@ def rereferrals(cin: dict, *, months: int = 12, data_start=None) -> pd.DataFrame
 
 def rereferral_la_year(rerefs: pd.DataFrame) -> pd.DataFrame:
     """Tidy LA-year rows: ``referrals_child`` (every referral), ``rereferrals_child`` and
-    ``rereferral_12m_pct_child`` (% of the referrals whose history is known)."""
+    ``rereferral_12m_pct_child`` (% of the referrals whose history is known).
+    """
     if not len(rerefs):
         return pd.DataFrame(columns=TIDY_COLUMNS)
     every = rerefs.groupby(["la", "year"]).agg(n=("cin_referral_date", "size"))
@@ -647,7 +651,8 @@ def icpcs(cin: dict) -> pd.DataFrame:
 
 def icpc_la_year(conf: pd.DataFrame, pop: pd.DataFrame | None = None) -> pd.DataFrame:
     """Tidy LA-year rows: ``icpc_count_child``; with ``pop`` (``la_code, year, pop_0_17``)
-    also ``icpc_rate_per10k_child`` (conferences per 10,000 children aged 0-17)."""
+    also ``icpc_rate_per10k_child`` (conferences per 10,000 children aged 0-17).
+    """
     if not len(conf):
         return pd.DataFrame(columns=TIDY_COLUMNS)
     g = conf.groupby(["la", "year"]).agg(n=("icpc_date", "size"))

@@ -33,7 +33,7 @@ folders are skipped) is an input, one return per LA, year and table::
   the year of its ``<ReferenceDate>``. A CSV needs a year column or folder. The
   year decides the code lists and the year-end checks of validation; the
   measures are dated by their own events (referral, authorisation, ...).
-* A year after the panel's last (:data:`analysis.panel.PANEL_YEARS`) is an
+* A year after the panel's last (:data:`analysis.ingest.panel.PANEL_YEARS`) is an
   error: no panel row could hold its measures. A year before the panel's first
   is read: its records are the history of later ones (a referral in it can
   make one in the first panel year a re-referral); its own LA-year measures
@@ -46,7 +46,7 @@ different LAs or two years; a year after the panel; and a second return for the
 same LA, year and table (``DIR/E09000007/2019/cin.xml`` and
 ``DIR/202/2019/cin.xml``, or a combined file overlapping a folder), naming both
 files. The files are read and validated before the public panel is built
-(:func:`read_and_validate`, called by :func:`analysis.build.ensure_panel`), so
+(:func:`read_and_validate`, called by :func:`analysis.run.build.ensure_panel`), so
 a layout error or, with ``--strict``, an invalid record stops the data stage
 within seconds, with ``data/processed`` (and its key) untouched.
 
@@ -69,18 +69,18 @@ What the data stage does with them (:func:`add_child_level`)
    no value. Merge them into ``panel.csv`` as extra columns (their names never
    clash with the published measures'; see :mod:`analysis.childlevel.aggregate`),
    with their definitions appended to ``measures.csv``, and write their counts
-   to ``childlevel_counts.csv`` for the child-level DiD of :mod:`analysis.study`.
-3. Disclosure control (:mod:`analysis.disclosure`): the counts behind every
+   to ``childlevel_counts.csv`` for the child-level DiD of :mod:`analysis.run.study`.
+3. Disclosure control (:mod:`analysis.childlevel.disclosure`): the counts behind every
    child-level percentage (numerator, the rest of the denominator and the
    denominator, per LA and year, one table per measure, the denominator
    declared the total of the other two so an attacker knows it), with an
    England row per year (the LA rows' sum, declared their total, rounded to 10
    as DfE rounds national figures), go through
-   :func:`analysis.disclosure.protect_tables` together, counts shared between
+   :func:`analysis.childlevel.disclosure.protect_tables` together, counts shared between
    tables tied by ``Link.same`` (the two kinship tables' numerator; re-referrals,
    the numerator of one table and the denominator of another); rates are
    withheld wherever a count behind them is, and
-   :func:`analysis.disclosure.assert_publishable` checks the result; a failure
+   :func:`analysis.childlevel.disclosure.assert_publishable` checks the result; a failure
    stops the build (DataError, exit status 2). What the book may show is
    ``childlevel_published.csv``.
 
@@ -102,9 +102,9 @@ Research Service requires for every output.
 Before the book is built in child-level mode, :func:`publishable_results`
 checks every table it reads (``childlevel_published.csv``, the panel as the
 book sees it, ``results/*.csv``; see :func:`results_problems`) and
-:func:`analysis.build.build_book` refuses to build (DataError, exit status 2)
+:func:`analysis.run.build.build_book` refuses to build (DataError, exit status 2)
 when one fails. The book never shows a per-LA child-level rate whose count is
-withheld: :func:`analysis.report.processed` blanks it (:func:`mask_suppressed`)
+withheld: :func:`analysis.book.chapters.processed` blanks it (:func:`mask_suppressed`)
 and the pilot profiles mark its year ``c``.
 """
 from __future__ import annotations
@@ -115,15 +115,31 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
-from ..errors import DataError, relative_path
-from ..geography import la_code_lookup
+from analysis.childlevel import codes
+from analysis.childlevel.aggregate import MEASURES, measure_definitions, tidy_measures, to_panel_measures
+from analysis.childlevel.disclosure import Link, TableSpec, assert_publishable, load_settings, protect_tables
+from analysis.childlevel.readers import (
+    REPORT_COLUMNS,
+    la_from_name,
+    read_903_episodes,
+    read_903_header,
+    read_cin_census,
+    validate_903,
+    validate_cin,
+)
+from analysis.childlevel.returns import combine_returns, records_coverage
+from analysis.core.errors import DataError, relative_path
+from analysis.core.paths import DESIGN_PATH
+from analysis.ingest.geography import la_code_lookup
+from analysis.ingest.panel import PANEL_YEARS
 
 ENV_VAR = "SOS_CHILDLEVEL_DIR"
 VALIDATION_FILE = "childlevel_validation.csv"
 PUBLISHED_FILE = "childlevel_published.csv"
 #: LA-year counts (numerator, denominator) of every child-level percentage, for the
-#: child-level DiD of :mod:`analysis.study`; never read by the book.
+#: child-level DiD of :mod:`analysis.run.study`; never read by the book.
 COUNTS_FILE = "childlevel_counts.csv"
 COUNTS_COLUMNS = ["measure", "la_code", "year", "numerator", "denominator"]
 #: Columns of ``childlevel_published.csv``.
@@ -242,8 +258,6 @@ def read_inputs(folder: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None,
     register; a reporting year after the panel's last; a second return for the
     same LA, year and table (naming both files).
     """
-    from ..panel import PANEL_YEARS
-    from .readers import la_from_name, read_903_episodes, read_903_header, read_cin_census
 
     last_year = max(PANEL_YEARS)
     headers, episodes, cin_parts = [], [], []
@@ -325,7 +339,8 @@ def read_inputs(folder: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None,
 def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """One SSDA903 table from its files, with each file's missing spec columns in
     ``attrs["missing_by_file"]`` (``{file: (la, years, columns)}``): ``pd.concat``
-    drops the readers' per-file ``attrs``, and validation needs them."""
+    drops the readers' per-file ``attrs``, and validation needs them.
+    """
     out = pd.concat(frames, ignore_index=True)
     out.attrs = {"missing_by_file": {
         f.attrs["source_file"]: (str(f["la"].iloc[0]), sorted(int(y) for y in pd.unique(f["year"])),
@@ -337,8 +352,8 @@ def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def _missing_columns(report: pd.DataFrame, header: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFrame:
     """The 903 report with one ``missing_column`` row per file and spec column it lacks
     (row 1), in place of a ``required`` row for each of its records, as
-    :func:`~analysis.childlevel.readers.validate_903` reports a single file."""
-    from . import codes
+    :func:`~analysis.childlevel.readers.validate_903` reports a single file.
+    """
 
     rows, missing = [], set()
     for table, frame in (("Header", header), ("Episodes", episodes)):
@@ -368,7 +383,6 @@ def validate_inputs(header, episodes, cin, *, strict: bool = False) -> pd.DataFr
     row order, SSDA903 and CIN census together) naming file, field, row, child
     and rule; every record is validated first, none is dropped.
     """
-    from .readers import REPORT_COLUMNS, validate_903, validate_cin
 
     parts = []
     if header is not None:
@@ -425,9 +439,9 @@ def protect_counts(tidy: pd.DataFrame, *, settings=None, secondary: bool = True,
     disclosure settings say for the national level (DfE's practice: to the
     nearest 10; the LA rows, level ``local_authority``, unrounded), with its
     rate computed on the unrounded sums and declared with its scale, so the
-    attacker uses it too (:class:`analysis.disclosure.TableSpec`).
+    attacker uses it too (:class:`analysis.childlevel.disclosure.TableSpec`).
 
-    Tables that share a count are linked (:meth:`analysis.disclosure.Link.same`),
+    Tables that share a count are linked (:meth:`analysis.childlevel.disclosure.Link.same`),
     so a cell withheld in one is withheld in the other and the attacker may
     difference the two: the numerator of ``cla_kinship_pct`` and of
     ``foster_kinship_pct`` (children in U1-U3 placements at 31 March), and
@@ -441,12 +455,10 @@ def protect_counts(tidy: pd.DataFrame, *, settings=None, secondary: bool = True,
     are not published; publishing one would need the same link.
 
     ``secondary=False`` (primary suppression only) and ``audit`` are passed to
-    :func:`analysis.disclosure.protect_tables`, for tests of the attacker.
-    Returns the :class:`~analysis.disclosure.ProtectedSet`, or None when no
+    :func:`analysis.childlevel.disclosure.protect_tables`, for tests of the attacker.
+    Returns the :class:`~analysis.childlevel.disclosure.ProtectedSet`, or None when no
     measure has a denominator.
     """
-    from ..disclosure import Link, TableSpec, protect_tables
-    from .aggregate import MEASURES
 
     england = "E92000001"
     cols = ["la_code", "year", "numerator", "rest", "denominator", "value", "level"]
@@ -523,7 +535,7 @@ def _ons_codes(tidy: pd.DataFrame) -> pd.DataFrame:
 
 def add_child_level(build, folder: Path, *, strict: bool = False,
                     inputs: ChildLevelInputs | None = None) -> None:
-    """Merge child-level measures into a :class:`analysis.panel.PanelBuild` (in place).
+    """Merge child-level measures into a :class:`analysis.ingest.panel.PanelBuild` (in place).
 
     Adds the measure columns to ``build.panel`` (and ``build.files['panel.csv']``),
     their definitions to ``measures.csv``, and the files
@@ -531,15 +543,12 @@ def add_child_level(build, folder: Path, *, strict: bool = False,
     Raises DataError (one line) on unreadable files, strict validation
     problems, a column clash, or a table that fails the disclosure check.
     ``inputs``: the returns already read and validated (:func:`read_and_validate`,
-    which :func:`analysis.panel.build_panel_files` runs before the public build);
+    which :func:`analysis.ingest.panel.build_panel_files` runs before the public build);
     read here when not given.
     """
-    from ..disclosure import assert_publishable
-    from .aggregate import measure_definitions, tidy_measures, to_panel_measures
 
     if inputs is None:
         inputs = read_and_validate(folder, strict=strict)
-    from .returns import combine_returns, records_coverage
 
     validation = inputs.validation
     # A record open across 31 March is in two returns: count it once (the latest
@@ -662,7 +671,7 @@ def results_problems(results_dir: Path, processed_dir: Path, *, settings=None) -
       denominator) from 1 to threshold - 1; the rate withheld (``c``) wherever a
       count behind it is. These counts are the only child counts the book shows.
     * ``panel.csv`` as the book reads it (:func:`mask_suppressed`, applied by
-      :func:`analysis.report.processed`): no child-level LA-year rate shown where
+      :func:`analysis.book.chapters.processed`): no child-level LA-year rate shown where
       its count is suppressed, nor for an LA-year the published file lacks. The
       pilot profiles and any per-LA series draw from this view.
     * ``results/*.csv``: no column of child counts (:data:`CHILD_COUNT_COLUMNS`)
@@ -680,7 +689,6 @@ def results_problems(results_dir: Path, processed_dir: Path, *, settings=None) -
     authorities or LA-years, and ``matched_pairs.csv`` names LAs (public) with
     matching distances computed on public variables.
     """
-    from ..disclosure import load_settings
 
     processed_dir, results_dir = Path(processed_dir), Path(results_dir)
     published = _published(processed_dir)
@@ -723,14 +731,12 @@ def results_problems(results_dir: Path, processed_dir: Path, *, settings=None) -
                 problems.append(f"panel.csv: {measure} for {r['la_code']} {r['year']} is shown though "
                                 f"its count is withheld in {PUBLISHED_FILE}")
 
-    child_outcomes: set[str] = set()
+    # The study design file is read as data here (the design module sits above this layer).
     try:
-        from ..design import load_design
-
-        d = load_design()
-        child_outcomes = {o.id for o in d.outcomes if getattr(o, "source", None) == "child_level"}
-    except Exception:  # noqa: BLE001 - no design: check the counts only
-        pass
+        outcomes = yaml.safe_load(DESIGN_PATH.read_text(encoding="utf-8")).get("outcomes") or []
+        child_outcomes = {o.get("id") for o in outcomes if o.get("source") == "child_level"}
+    except (OSError, AttributeError, yaml.YAMLError):  # no design: check the counts only
+        child_outcomes = set()
     for path in sorted(results_dir.glob("*.csv")):
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
         for col in df.columns:

@@ -3,7 +3,7 @@
 Everything here keeps every record. Readers parse what they can and keep what
 they cannot (as ``<field>_unparsed`` text); :func:`validate_903` and
 :func:`validate_cin` report each problem by rule, child, field and file row;
-``strict=True`` raises a one-line :class:`~analysis.errors.DataError` naming
+``strict=True`` raises a one-line :class:`~analysis.core.errors.DataError` naming
 file, column and row of the first problem instead. No row is ever dropped.
 
 SSDA903 (children looked after), one CSV per LA per year as LAs return them
@@ -115,8 +115,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ..errors import DataError, relative_path
-from . import codes as _codes
+from analysis.childlevel import codes as _codes
+from analysis.core.errors import DataError, relative_path
 
 HEADER_FIELDS = {"CHILD": "id", "SEX": "code", "DOB": "date", "ETHNIC": "code",
                  "UPN": "string", "MOTHER": "code", "MC_DOB": "date"}
@@ -593,7 +593,7 @@ def _keys(df: pd.DataFrame, cols) -> np.ndarray:
 
 
 def _field_checks(df, table, fields, year, lists, parts, missing=()):
-    """required / code / date checks for one table of one year."""
+    """Required / code / date checks for one table of one year."""
     for name, kind in fields:
         col = name.lower() if lists.collection == "903" else kind[1]
         kind_ = kind if lists.collection == "903" else kind[0]

@@ -1,0 +1,1 @@
+"""Core: every folder the pipeline uses (``paths``) and the error types (``errors``)."""

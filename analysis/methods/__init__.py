@@ -1,0 +1,1 @@
+"""Methods: frames in, numbers out (matching, estimation, inference, evidence, SDID, sensitivity); no files."""

@@ -1,0 +1,1 @@
+"""Run: the study (every outcome x specification), the content-keyed build and the editions."""

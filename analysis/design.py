@@ -23,17 +23,19 @@ wave that starts its treatment under the chosen onset (:func:`reporting_year`).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from analysis.childlevel.aggregate import MEASURES as CHILD_MEASURES
 from analysis.core.errors import DesignError
 from analysis.core.errors import relative_path as _rel
-from analysis.core.paths import DESIGN_PATH
+from analysis.core.paths import DESIGN_PATH, ROOT
 from analysis.ingest.geography import la_register
 from analysis.methods.evidence import check_thresholds
 
@@ -54,7 +56,16 @@ SPEC_KEYS: dict[str, type | tuple[type, ...]] = {
     "leave_one_out": bool,
     "k": int,
     "replace": bool,
+    # issue 14: timing, estimand and heterogeneity
+    "drop_first_treated_year": bool,   # the transition year of each pilot left out
+    "max_event_time": int,             # effect averaged over event times 0..n only
+    "exclude_known_sos": bool,         # donor pool without LAs with public evidence of SoS use
+    "pilots": str,                     # only the pilots of one prior-use group (PRIOR_USE_GROUPS)
+    # issue 15: every donor, unmatched
+    "all_donors": bool,
 }
+#: Prior use of Signs of Safety before the programme, read from each pilot's ``prior_sos``.
+PRIOR_USE_GROUPS = ("new_to_sos", "experienced")
 MATCHING_METHODS = ("optimal", "greedy_closest", "greedy_hardest_first")
 CONTEXT_AT = ("last", "mean", "next")
 BOOTSTRAP_WEIGHTS = ("rademacher", "webb", "mammen")
@@ -102,6 +113,19 @@ class Pilot:
     prior_sos: str
     source: str
 
+    @property
+    def prior_use_group(self) -> str:
+        """``new_to_sos`` (none, or up to a year), ``experienced`` (about two years or more) or ``unknown``.
+
+        Read from the ``prior_sos`` text of the design file.
+        """
+        text = self.prior_sos.lower()
+        if text.startswith("new to"):
+            return "new_to_sos"
+        if text.startswith(("about 2 years", "more than 2 years", "2 years or more")):
+            return "experienced"
+        return "unknown"
+
 
 @dataclass(frozen=True)
 class OtherSosLA:
@@ -141,6 +165,9 @@ class Outcome:
     last_year: int
     primary: bool
     source: str = "public"
+    #: Smallest effect size of interest (the measure's units) and why (issue 13).
+    sesoi: float = math.nan
+    sesoi_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -158,19 +185,48 @@ class Specification:
 
     @property
     def exclude_similar_models(self) -> bool:
+        """Whether the similar-model LAs are dropped from the donor pool."""
         return bool(self.changes.get("exclude_similar_models", False))
 
     @property
     def drop_years(self) -> tuple[int, ...]:
+        """Reporting years removed from estimation (empty: none)."""
         return tuple(self.changes.get("drop_years", ()))
 
     @property
     def last_year(self) -> int | None:
+        """Year by which every outcome's window ends, or None (each outcome's own last year)."""
         return self.changes.get("last_year")
 
     @property
     def leave_one_out(self) -> bool:
+        """Whether to re-estimate once per pilot, leaving that pilot out."""
         return bool(self.changes.get("leave_one_out", False))
+
+    @property
+    def drop_first_treated_year(self) -> bool:
+        """Leave out each pilot's first treated year (a transition year)."""
+        return bool(self.changes.get("drop_first_treated_year", False))
+
+    @property
+    def max_event_time(self) -> int | None:
+        """Keep treated LA-years up to this many years after onset (None: all)."""
+        return self.changes.get("max_event_time")
+
+    @property
+    def exclude_known_sos(self) -> bool:
+        """Donor pool without the LAs with public evidence of Signs of Safety use."""
+        return bool(self.changes.get("exclude_known_sos", False))
+
+    @property
+    def pilots(self) -> str | None:
+        """Only the pilots of this prior-use group (``new_to_sos``, ``experienced``)."""
+        return self.changes.get("pilots")
+
+    @property
+    def all_donors(self) -> bool:
+        """No matching: every pilot against every eligible donor, unweighted."""
+        return bool(self.changes.get("all_donors", False))
 
 
 @dataclass(frozen=True)
@@ -206,6 +262,8 @@ class Matching:
 
 @dataclass(frozen=True)
 class WildBootstrap:
+    """Wild cluster bootstrap settings: draws, weight types (first reported), null imposed or not."""
+
     draws: int
     weights: tuple[str, ...]
     impose_null: bool
@@ -213,6 +271,8 @@ class WildBootstrap:
 
 @dataclass(frozen=True)
 class Randomization:
+    """Randomization inference settings: number of draws and the placebo scheme (in words)."""
+
     draws: int
     scheme: str
 
@@ -230,6 +290,8 @@ class Inference:
 
 @dataclass(frozen=True)
 class Threshold:
+    """One evidence-grading threshold and the reason for its value."""
+
     value: float
     rationale: str
 
@@ -249,6 +311,8 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Exclusion:
+    """One LA excluded from the donor pool by hand, with the reason."""
+
     la_code: str
     name: str
     reason: str
@@ -272,6 +336,16 @@ class Deviation:
 
 
 @dataclass(frozen=True)
+class KnownSosUse:
+    """An LA with public evidence of Signs of Safety use (``data/reference/sos_use_ofsted.csv``)."""
+
+    la_code: str
+    name: str
+    evidence: str
+    source: str
+
+
+@dataclass(frozen=True)
 class StudyDesign:
     """The validated study design. Build it with :func:`load_design`."""
 
@@ -291,6 +365,7 @@ class StudyDesign:
     evidence: Evidence
     exclusions: Exclusions
     deviations: tuple[Deviation, ...]
+    known_sos_use: tuple[KnownSosUse, ...] = ()
 
     # --- treatment timing
     def _pilot(self, la_code: str) -> Pilot:
@@ -393,9 +468,14 @@ class StudyDesign:
         return [y for y in self.years(outcome, spec) if y < start]
 
     def treated(self, outcome: str | Outcome, spec: str | Specification | None = None) -> dict[str, int]:
-        """``{la_code: first treated year}`` of the pilots treated for ``outcome`` under ``spec``."""
+        """``{la_code: first treated year}`` of the pilots treated for ``outcome`` under ``spec``.
+
+        A specification with ``pilots: <group>`` keeps the pilots of that prior-use group only.
+        """
         onset = self.onset_for(outcome, spec)
-        return {c: self.first_treated_year(c, onset) for c in self.pilot_codes(onset)}  # type: ignore[misc]
+        group = self.spec(spec).pilots
+        return {c: self.first_treated_year(c, onset) for c in self.pilot_codes(onset)  # type: ignore[misc]
+                if group is None or self._pilot(c).prior_use_group == group}
 
     def outcome(self, key: str) -> Outcome:
         """An outcome by its id or its measure."""
@@ -425,7 +505,6 @@ class StudyDesign:
         the manual exclusions, and the similar-model LAs when the
         specification says ``exclude_similar_models``. Sorted.
         """
-
         s = self.spec(spec)
         reg = la_register()
         out = set(reg["la_code"])
@@ -436,6 +515,8 @@ class StudyDesign:
         out -= {e.la_code for e in self.exclusions.manual}
         if s.exclude_similar_models:
             out -= {m.la_code for m in self.similar_models}
+        if s.exclude_known_sos:
+            out -= {k.la_code for k in self.known_sos_use}
         return sorted(out)
 
 
@@ -522,8 +603,8 @@ class _Checker:
 
 
 _TOP_KEYS = {"version", "references", "waves", "onsets", "pilots", "other_sos_las",
-             "similar_models", "outcomes", "min_pre_years", "specifications", "matching",
-             "inference", "evidence", "exclusions", "deviations"}
+             "similar_models", "known_sos_use", "outcomes", "min_pre_years", "specifications",
+             "matching", "inference", "evidence", "exclusions", "deviations"}
 
 
 def load_design(path: Path | str = DESIGN_PATH, *,
@@ -550,7 +631,6 @@ def load_design(path: Path | str = DESIGN_PATH, *,
         One-line message "<file>, <key>: <problem>" for the first problem
         found (see the module docstring for what is checked).
     """
-
     path = Path(path)
     c = _Checker(path)
     try:
@@ -651,7 +731,7 @@ def load_design(path: Path | str = DESIGN_PATH, *,
     for i, o in enumerate(c.seq(top["outcomes"], "outcomes")):
         k = f"outcomes[{i}]"
         fields = ("id", "measure", "label", "family", "direction", "onset", "first_year", "last_year", "primary")
-        o = c.mapping(o, k, allowed=fields + ("source",), required=fields)
+        o = c.mapping(o, k, allowed=fields + ("source", "sesoi", "sesoi_reason"), required=fields)
         source = c.choice(o.get("source", "public"), f"{k}.source", SOURCES)
         oid, measure = c.text(o["id"], f"{k}.id"), c.text(o["measure"], f"{k}.measure")
         if oid in ids:
@@ -675,7 +755,8 @@ def load_design(path: Path | str = DESIGN_PATH, *,
                                 c.choice(o["family"], f"{k}.family", FAMILIES),
                                 c.choice(o["direction"], f"{k}.direction", DIRECTIONS),
                                 c.choice(o["onset"], f"{k}.onset", onsets), first, last,
-                                c.boolean(o["primary"], f"{k}.primary"), source))
+                                c.boolean(o["primary"], f"{k}.primary"), source,
+                                *_sesoi(c, o, k)))
     if not outcomes:
         raise c.fail("outcomes", "no outcomes")
     min_pre = c.integer(top.get("min_pre_years", 1), "min_pre_years", low=1)
@@ -695,6 +776,10 @@ def load_design(path: Path | str = DESIGN_PATH, *,
                     c.integer(y, f"{kk}[{j}]", low=2000)
             elif ck in ("k",):
                 c.integer(cv, kk, low=1)
+            elif ck == "max_event_time":
+                c.integer(cv, kk, low=0)
+            elif ck == "pilots":
+                c.choice(cv, kk, PRIOR_USE_GROUPS)
             elif ck == "last_year":
                 c.integer(cv, kk, low=2000)
             else:
@@ -796,14 +881,47 @@ def load_design(path: Path | str = DESIGN_PATH, *,
         devs.append(Deviation(c.date(d["date"], f"{k}.date"), c.text(d["change"], f"{k}.change"),
                               c.text(d["reason"], f"{k}.reason")))
 
+    known = _known_sos_use(c, top.get("known_sos_use"), la)
+
     design = StudyDesign(
         path=path, version=c.integer(top.get("version", 1), "version", low=1), references=tuple(refs),
         waves=waves, onsets=onsets, pilots=tuple(pilots), other_sos_las=tuple(others),
         similar_models=tuple(similar), outcomes=tuple(outcomes), min_pre_years=min_pre,
         specifications=specs, matching=matching, inference=inference, evidence=evidence,
-        exclusions=exclusions, deviations=tuple(devs))
+        exclusions=exclusions, deviations=tuple(devs), known_sos_use=known)
     _check_identified(design, c)
     return design
+
+
+def _sesoi(c: _Checker, o: Mapping[str, Any], k: str) -> tuple[float, str]:
+    """An outcome's smallest effect size of interest and its reason (both or neither)."""
+    if "sesoi" not in o:
+        return math.nan, ""
+    value = c.number(o["sesoi"], f"{k}.sesoi")
+    if not value > 0:
+        raise c.fail(f"{k}.sesoi", f"must be above 0, got {o['sesoi']}")
+    return value, c.text(o.get("sesoi_reason", ""), f"{k}.sesoi_reason")
+
+
+def _known_sos_use(c: _Checker, value: Any, la: Any) -> tuple[KnownSosUse, ...]:
+    """LAs with public evidence of Signs of Safety use, from the file the design names."""
+    if value is None:
+        return ()
+    spec = c.mapping(value, "known_sos_use", allowed={"file", "note"}, required={"file"})
+    path = ROOT / c.text(spec["file"], "known_sos_use.file")
+    try:
+        rows = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise c.fail("known_sos_use.file", f"{_rel(path)} not found") from None
+    for col in ("la_name", "ons_code", "evidence"):
+        if col not in rows.columns:
+            raise c.fail("known_sos_use.file", f"{_rel(path)} has no column {col!r}")
+    out: dict[str, KnownSosUse] = {}
+    for i, r in rows.iterrows():
+        code = la(r["ons_code"], f"known_sos_use.file row {i + 2}")
+        source = r.get("source_url") or r.get("archive_url") or r.get("report_file") or ""
+        out.setdefault(code, KnownSosUse(code, r["la_name"], r["evidence"], source))
+    return tuple(out.values())
 
 
 def _non_negative(c: _Checker, value: Any, key: str) -> float:

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 
 from analysis.book import appendices as A
-from analysis.book.chapters import RESULTS_FOLDER, design
+from analysis.book.chapters import design
 from analysis.ingest.sources import load_manifest
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.ingest.sources import MANIFEST_PATH, load_manifest
 from analysis.core.paths import ROOT
+from analysis.ingest.sources import MANIFEST_PATH, load_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ C1 = "cin_c1"
 
 
 def _brent_2025(lines: list[str]) -> int:
-    return next(i for i, l in enumerate(lines) if l.startswith("2025,") and ",304,E09000005," in l)
+    return next(i for i, line in enumerate(lines) if line.startswith("2025,") and ",304,E09000005," in line)
 
 
 def _rename_column(lines):
@@ -107,7 +107,7 @@ def _run(env, out):
 def _assert_clean_failure(proc, out, *needles):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
-    errors = [l for l in proc.stderr.strip().splitlines() if l.startswith("error:")]
+    errors = [line for line in proc.stderr.strip().splitlines() if line.startswith("error:")]
     assert len(errors) == 1, proc.stderr
     for n in needles:
         if n:

@@ -103,7 +103,8 @@ def book(tmp_path_factory):
         pd.concat(frames, ignore_index=True).to_csv(results / name, index=False)
     # Stamp the copy's panel and results with the keys the copy's build computes.
     stamp = ("from pathlib import Path; import os; from analysis.run.build import *; "
-             "write_stamp(PROCESSED_DIR / KEY_FILE, panel_key(child_level_dir=Path(os.environ['SOS_CHILDLEVEL_DIR']))); "
+             "write_stamp(PROCESSED_DIR / KEY_FILE, "
+             "panel_key(child_level_dir=Path(os.environ['SOS_CHILDLEVEL_DIR']))); "
              "write_stamp(RESULTS_DIR / KEY_FILE, results_key(PROCESSED_DIR / 'panel.csv', DESIGN_PATH))")
     subprocess.run([sys.executable, "-c", stamp], cwd=copy, env=_env(copy, folder), check=True)
     r = subprocess.run([sys.executable, "-m", "analysis", "build"], cwd=copy, env=_env(copy, folder),

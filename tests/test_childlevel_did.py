@@ -72,7 +72,7 @@ def test_weighted_la_year_twfe_gives_the_child_level_estimate():
                   weights="n")
     assert la.estimate == pytest.approx(r.estimate, abs=1e-10)
     # same cluster scores, different CR1 factor: N cells against N children
-    G, K = 40, 1 + 8 + 1
+    K = 1 + 8 + 1  # the G/(G-1) part (G = 40 LAs) is common to both and cancels
     ratio = ((len(df) - 1) / (len(df) - K)) / ((len(cells) - 1) / (len(cells) - K))
     assert r.se == pytest.approx(la.std_error * np.sqrt(ratio), rel=1e-8)
     # unweighted shares give a different estimate when LA-years differ in size

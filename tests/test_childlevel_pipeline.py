@@ -115,7 +115,7 @@ def _true_att(world) -> float:
     """Mean over the pilots' post-period LA-years of treated-world minus counterfactual poc %."""
     from analysis.childlevel.aggregate import to_panel_measures
 
-    d, o = world["design"], world["design"].outcome("kinship_care")
+    o = world["design"].outcome("kinship_care")
     a = to_panel_measures(_once(world["episodes"])).set_index(["la_code", "year"])["poc_kinship_pct"]
     b = to_panel_measures(_once(world["episodes_cf"])).set_index(["la_code", "year"])["poc_kinship_pct"]
     diff = (a - b).reset_index(name="d")
@@ -308,8 +308,8 @@ def test_public_outputs_unchanged_without_child_level(world, tmp_path, monkeypat
     ("    measure: poc_kinship_pct", "    measure: poc_kinship_rate", "unknown child-level measure"),
 ])
 def test_design_validates_the_outcome_source(tmp_path, old, new, message, real_panel):
-    from analysis.design import load_design
     from analysis.core.errors import DataError
+    from analysis.design import load_design
 
     text = (ROOT / "data" / "study_design.yaml").read_text(encoding="utf-8")
     assert old in text

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.methods.estimation import callaway_santanna, simulate_panel, twfe_did
 from analysis.core.paths import ROOT
+from analysis.methods.estimation import callaway_santanna, simulate_panel, twfe_did
 
 BASE = ["--outcome", "y", "--unit", "unit", "--time", "year", "--first-treated", "first_treated"]
 

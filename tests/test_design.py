@@ -7,8 +7,8 @@ import re
 import pytest
 import yaml
 
-from analysis.design import DESIGN_PATH, StudyDesign, load_design, reporting_year
 from analysis.core.errors import DesignError
+from analysis.design import DESIGN_PATH, StudyDesign, load_design, reporting_year
 from analysis.ingest.geography import la_register
 
 WAVE1 = ["E09000005", "E06000023", "E10000018", "E10000019", "E10000020", "E10000029",
@@ -89,10 +89,15 @@ def test_real_design_outcomes_and_specs(design):
     assert design.onset_for("rereferral_pct", "wave2_onset") == "wave2"
     assert design.k() == 2 and design.k("k1") == 1 and design.k("k5") == 5
     assert set(design.specifications) >= {"main", "exclude_similar_models", "wave2_onset",
-                                          "no_covid", "leave_one_out", "k1", "k2", "k5"}
+                                          "no_covid", "leave_one_out", "k1", "k5", "transition_year",
+                                          "years_0_3", "no_known_sos", "pilots_new_to_sos",
+                                          "pilots_experienced", "all_donors"}
     assert design.spec("leave_one_out").leave_one_out
     # The log records every change made after results were first seen.
-    assert [d.date.isoformat() for d in design.deviations] == ["2026-11-26", "2026-11-26"]
+    assert [d.date.isoformat() for d in design.deviations][:2] == ["2026-11-26", "2026-11-26"]
+    # issues 13-15 (2026-12-03): one primary inference, SESOIs, counted robustness, new specifications
+    assert all(d.date.isoformat() == "2026-12-03" for d in design.deviations[2:])
+    assert any("primary inference" in d.change for d in design.deviations[2:])
     assert "kinship_care" in design.deviations[0].change
     assert "rereferrals_after_nfa" in design.deviations[1].change
     child = [o.id for o in design.outcomes if o.source == "child_level"]
@@ -245,3 +250,40 @@ def test_helpers_refuse_unknowns(design):
         design.first_treated_year("E10000020", "wave3")
     with pytest.raises(DesignError, match="unknown specification 'k9'"):
         design.donor_pool("k9")
+
+
+def test_new_specifications_and_prior_use_groups():
+    """Issue 14: pre-declared timing, estimand and prior-use specifications; SESOI per outcome."""
+    from analysis.run.study import duplicate_specs, plan_runs
+
+    d = load_design()
+    groups = {p.name: p.prior_use_group for p in d.pilots}
+    assert groups["Bristol"] == "new_to_sos" and groups["Brent"] == "experienced"
+    assert groups["Bexley"] == "unknown"
+    assert set(d.treated("rereferral_pct", "pilots_new_to_sos")) == {
+        p.la_code for p in d.pilots if p.prior_use_group == "new_to_sos"}
+    # the SoS-free pool drops the LAs named in the reference file, and only those
+    known = {k.la_code for k in d.known_sos_use}
+    assert "E09000032" in known  # Wandsworth: an Ofsted report names the model
+    assert set(d.donor_pool()) - set(d.donor_pool("no_known_sos")) == known & set(d.donor_pool())
+    assert all(o.sesoi > 0 and o.sesoi_reason for o in d.outcomes)
+    # no sensitivity run reproduces main: wave-two onset is skipped for wave-two outcomes
+    dup = set(duplicate_specs(d))
+    assert ("assessment_timeliness", "wave2_onset") in dup and ("rereferrals", "wave2_onset") not in dup
+    runs = plan_runs(d)
+    assert not any(r.outcome == "assessment_timeliness" and r.spec == "wave2_onset" for r in runs)
+    assert "k2" not in d.specifications
+
+
+def test_leave_one_out_runs_only_over_pilots_in_the_sample():
+    import pandas as pd
+
+    from analysis.run.study import plan_runs
+
+    d = load_design()
+    norfolk = next(p.la_code for p in d.pilots if p.name == "Norfolk")
+    rows = [dict(la_code=p.la_code, year=y, rereferral_pct=(None if p.la_code == norfolk else 20.0))
+            for p in d.pilots for y in (2013, 2014)]
+    panel = pd.DataFrame(rows)
+    loo = [r.left_out for r in plan_runs(d, panel) if r.outcome == "rereferrals" and r.spec == "leave_one_out"]
+    assert norfolk not in loo and len(loo) == len(d.treated("rereferrals")) - 1

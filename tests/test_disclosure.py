@@ -306,13 +306,15 @@ def test_output_is_deterministic():
 def test_bad_input_is_refused():
     bad = BASE.copy()
     bad.loc[0, "Total"] = 25
-    with pytest.raises(DataError, match=r"^table table, column Total, row Total: total 154 is not the sum of its parts \(155\)$"):
+    with pytest.raises(DataError, match=r"^table table, column Total, row Total: "
+                                        r"total 154 is not the sum of its parts \(155\)$"):
         protect_table(bad, **KW)
     neg = BASE.copy()
     neg.loc[1, "2019"] = -1
     with pytest.raises(DataError, match=r"column 2019, row B: a count must be a whole number"):
         protect_table(neg, **KW)
-    with pytest.raises(DataError, match=r"^table no_a, column 2019, row B: 31 but the same cell is 30 in another table$"):
+    with pytest.raises(DataError, match=r"^table no_a, column 2019, row B: "
+                                        r"31 but the same cell is 30 in another table$"):
         other = la_year({"B": [31, 25], "C": [40, 35]})
         protect_tables({"full": BASE, "no_a": other}, SPECS2, [SAME], settings=S)
 

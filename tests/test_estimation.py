@@ -169,7 +169,8 @@ def test_zero_effect_cluster_test_rejects_about_5_percent():
 
 def test_event_study_matches_pyfixest_and_finds_dynamic_effects():
     import pyfixest as pf
-    eff = lambda g, t: 0.5 + 0.25 * (t - g)
+    def eff(g, t):
+        return 0.5 + 0.25 * (t - g)
     d = simulate_panel(n_units=80, n_periods=10, cohorts={2017: 10, 2019: 10}, effect=eff,
                        seed=8, sigma=0.3)
     es = event_study(d, **COLS)
@@ -285,7 +286,8 @@ def test_staggered_heterogeneous_effects_bias_twfe_but_not_callaway_santanna():
     Monte Carlo sd being ~0.02) while TWFE averages about 1.0: the 'forbidden
     comparisons' of already-treated units bias it by more than half the effect.
     """
-    eff = lambda g, t: 0.5 * (t - g + 1)
+    def eff(g, t):
+        return 0.5 * (t - g + 1)
     cohorts = {2015: 30, 2018: 30, 2021: 30}
     truth = None
     tw, cs = [], []

@@ -6,7 +6,16 @@ import itertools
 import pytest
 
 from analysis.core.errors import DesignError
-from analysis.methods.evidence import DEFAULT_THRESHOLDS, LEVELS, check_thresholds, describe_rule, grade_evidence
+from analysis.methods.evidence import (
+    DEFAULT_THRESHOLDS,
+    LEVELS,
+    check_thresholds,
+    describe_rule,
+    describe_verdicts,
+    grade_evidence,
+    sign_agrees,
+    verdict,
+)
 
 NAN = float("nan")
 GOOD = dict(primary_p=0.001, ci_low=0.5, ci_high=2.0, pretrend_p=0.5, max_abs_smd=0.1,
@@ -135,7 +144,7 @@ def test_bad_thresholds(bad, message):
 
 def test_describe_rule_uses_the_thresholds():
     t = dict(p_high=0.005, p_moderate=0.04, p_low=0.12, pretrend_p_min=0.15, max_smd=0.3,
-             sign_agreement_high=0.9, sign_agreement_moderate=0.7)
+             sign_agreement_high=0.9, sign_agreement_moderate=0.7, sign_tolerance=0.25)
     text = describe_rule(t)
     for s in ["0.005", "0.04", "0.12", "0.15", "0.3", "90%", "70%",
               "**High**", "**Moderate**", "**Low**", "**No**"]:
@@ -150,3 +159,46 @@ def test_grade_is_consistent_with_the_described_p_cut_offs():
     # the grade with every check passed is the p-value tier the text describes
     for p, level in [(0.009, "high"), (0.049, "moderate"), (0.099, "low"), (0.1, "no")]:
         assert grade(primary_p=p).level == level
+
+
+# --------------------------------------------------------------------------- issue 13/14: verdicts
+def test_sign_agreement_has_a_tolerance():
+    # +0.00 beside a main of -0.5 (SE 1) is no reversal; +0.3 is, with tolerance 0.25 SE
+    assert sign_agrees(-0.5, 1.0, 0.0, 0.25)
+    assert sign_agrees(-0.5, 1.0, 0.2, 0.25)
+    assert not sign_agrees(-0.5, 1.0, 0.3, 0.25)
+    assert sign_agrees(0.5, 2.0, -0.4, 0.25) and not sign_agrees(0.5, 2.0, -0.6, 0.25)
+    assert not sign_agrees(0.5, 1.0, float("nan"), 0.25)
+
+
+def _g(p, lo, hi, pre=0.5, smd=0.1, agree=1.0):
+    return grade_evidence(p, lo, hi, pre, smd, agree)
+
+
+def test_failed_design_check_overrides_the_p_value():
+    g = _g(0.001, 1.0, 3.0, pre=0.03)
+    assert g.level == "low"  # the grade alone still says 'low' evidence of an effect
+    v = verdict(g, equivalence_p=float("nan"), pretrend_p=0.03, balance_ok_main=True, balance_ok_any_other=True)
+    assert v.category == "not assessable on this design" and "pre-trends rejected" in v.reasons[0]
+    v = verdict(_g(0.001, 1.0, 3.0, smd=0.4), equivalence_p=0.01, pretrend_p=0.5, balance_ok_main=False,
+                balance_ok_any_other=False)
+    assert v.category == "not assessable on this design" and "imbalance" in v.reasons[0]
+    # imbalance in main only, with another matched specification balanced: assessable
+    v = verdict(_g(0.001, 1.0, 3.0, smd=0.4), equivalence_p=0.01, pretrend_p=0.5, balance_ok_main=False,
+                balance_ok_any_other=True)
+    assert v.category == "evidence of an effect" and v.text == "evidence of an effect (low strength)"
+
+
+def test_null_verdicts_distinguish_equivalence_from_inconclusive():
+    g = _g(0.6, -1.0, 1.5)
+    assert g.level == "no"
+    eq = verdict(g, equivalence_p=0.01, pretrend_p=0.5, balance_ok_main=True, balance_ok_any_other=True)
+    assert eq.category == "evidence of no effect larger than the SESOI"
+    inc = verdict(g, equivalence_p=0.3, pretrend_p=0.5, balance_ok_main=True, balance_ok_any_other=True)
+    assert inc.category == "inconclusive"
+    none = verdict(g, equivalence_p=float("nan"), pretrend_p=float("nan"), balance_ok_main=True,
+                   balance_ok_any_other=False)
+    assert none.category == "inconclusive"
+    text = describe_verdicts()
+    for s in ["Not assessable", "Evidence of an effect", "SESOI", "Inconclusive", "0.1", "0.25"]:
+        assert s in text

@@ -96,8 +96,10 @@ def test_pivot_derives_rates_keeps_suppression_and_register_ids():
     brent = panel[panel["la_code"] == "E09000005"].set_index("year")
     assert brent.loc[2019, "old_la_code"] == "304" and brent.loc[2019, "la_name"] == "Brent"
     assert brent.loc[2019, "cin_rate_per10k"] == pytest.approx(125.0)
-    assert brent.loc[2019, "cla_rate_per10k"] == 55.0          # published value kept
-    assert brent.loc[2018, "cla_rate_per10k"] == pytest.approx(47.5)  # derived where not published
+    # One definition in every year (series "derived"): from the counts, published kept as a check
+    assert brent.loc[2019, "cla_rate_per10k"] == pytest.approx(50.0)
+    assert brent.loc[2019, "cla_rate_per10k_published"] == 55.0
+    assert brent.loc[2018, "cla_rate_per10k"] == pytest.approx(47.5)
     assert np.isnan(brent.loc[2019, "rereferral_pct"])
     assert brent.loc[2019, "suppressed"] == "rereferral_pct"
     assert set(panel["year"]) == set(range(2011, 2026))

@@ -100,7 +100,7 @@ def test_cla_rates_both_layouts_give_the_same_measures():
 
 def test_cla_rates_missing_label_is_an_error(tmp_path):
     path = _edited(tmp_path, "cla_rates_2025_sample.csv",
-                   lambda ls: [l.replace("on 31 March", "at 31 March") for l in ls])
+                   lambda ls: [line.replace("on 31 March", "at 31 March") for line in ls])
     with pytest.raises(DataError, match=r"population_type.*'Children looked after on 31 March"):
         ees.read_cla_rates(path, "cla_rates_2025")
 
@@ -172,7 +172,7 @@ def test_unknown_token_names_file_column_and_line(tmp_path):
 
 def test_unknown_la_code(tmp_path):
     path = _edited(tmp_path, "c1_sample.csv",
-                   lambda ls: [l.replace(",926,E10000020,", ",999,E10999999,") for l in ls])
+                   lambda ls: [line.replace(",926,E10000020,", ",999,E10999999,") for line in ls])
     with pytest.raises(DataError, match=r"unknown LA code '999'.*") as exc:
         ees.read_c1(path)
     assert "row 4" in str(exc.value)
@@ -180,7 +180,7 @@ def test_unknown_la_code(tmp_path):
 
 def test_headline_value_disappears(tmp_path):
     path = _edited(tmp_path, "c1_sample.csv",
-                   lambda ls: [l.replace("Referrals and Re-referrals", "Referrals") for l in ls])
+                   lambda ls: [line.replace("Referrals and Re-referrals", "Referrals") for line in ls])
     with pytest.raises(DataError, match=r"column 'category'.*'Referrals and Re-referrals' not found"):
         ees.read_c1(path)
 
@@ -200,7 +200,7 @@ def test_extra_breakdown_rows_are_filtered_or_caught(tmp_path):
 
 def test_financial_year_time_identifier_is_refused(tmp_path):
     path = _edited(tmp_path, "c1_sample.csv",
-                   lambda ls: [ls[0]] + [l.replace("Reporting year", "Financial year") for l in ls[1:]])
+                   lambda ls: [ls[0]] + [line.replace("Reporting year", "Financial year") for line in ls[1:]])
     with pytest.raises(DataError, match=r"time_identifier.*row 2"):
         ees.read_c1(path)
 

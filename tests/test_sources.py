@@ -14,13 +14,14 @@ from urllib.parse import urlsplit
 import pytest
 
 from analysis.core.errors import DataError
-from analysis.ingest.sources import Source, fetch, load_manifest, rewrite_url, sha256_of
 from analysis.core.paths import ROOT
+from analysis.ingest.sources import Source, fetch, load_manifest, rewrite_url, sha256_of
 
 PAYLOAD = b"time_period,value\n2025,1\n"
 
 
-def _source(tmp_path: Path, payload: bytes = PAYLOAD, url: str = "https://example.org/owner/repo/abc/data/file.csv") -> Source:
+def _source(tmp_path: Path, payload: bytes = PAYLOAD,
+            url: str = "https://example.org/owner/repo/abc/data/file.csv") -> Source:
     return Source(id="toy", path="owner__repo/data/file.csv", title="toy", publisher="DfE",
                   release="2025", licence="OGL-UK-3.0", url=url,
                   sha256=hashlib.sha256(payload).hexdigest(), bytes=len(payload))
@@ -180,5 +181,5 @@ def test_cli_fetch_failure_is_one_line_no_traceback(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "could not download" in errors[0]

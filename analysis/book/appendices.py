@@ -364,7 +364,6 @@ def register_changes_table(path: Path = REGISTER_PATH) -> pd.DataFrame:
 
 def glue_provenance() -> None:
     """Glue the provenance appendix's counts and sentences."""
-
     manifest = load_manifest()
     table = provenance_table(manifest)
     repos = repositories_table(manifest)
@@ -406,7 +405,6 @@ def glue_provenance() -> None:
 
 def glue_background() -> None:
     """Glue the background chapter's counts, read from the study design."""
-
     d = design()
     w1 = [p for p in d.pilots if "wave1" in p.waves]
     w2 = [p for p in d.pilots if "wave2" in p.waves]
@@ -441,7 +439,6 @@ def glue_background() -> None:
 
 def primary_outcomes(design=None) -> list:
     """The design's primary outcomes, in the design's order."""
-
     d = design or _design()
     return [o for o in d.outcomes if o.primary]
 
@@ -527,7 +524,6 @@ def comparators_table(la_code: str, outcomes: Sequence | None = None, *,
         analysis) and ``Note`` (why not, or how it was matched when it
         differs from the rule).
     """
-
     d = design or _design()
     pairs = result("matched_pairs") if pairs is None else pairs
     notes = result("notes") if notes is None else notes
@@ -558,7 +554,6 @@ def comparators_overview(outcomes: Sequence | None = None, *, pairs: pd.DataFram
         comparators nearest first, or ``–`` when the pilot is not in that
         outcome's analysis.
     """
-
     d = design or _design()
     pairs = result("matched_pairs") if pairs is None else pairs
     outcomes = primary_outcomes(d) if outcomes is None else outcomes
@@ -582,7 +577,6 @@ def comparators_overview_styler(table: pd.DataFrame):
 
 def all_comparators_long(pairs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Matched pairs of every outcome, with readable outcome labels (for download)."""
-
     pairs = result("matched_pairs") if pairs is None else pairs
     labels = {o.id: o.label for o in design().outcomes}
     out = pairs[["treated_code", "treated_name", "outcome", "rank", "comparator_code",
@@ -618,7 +612,6 @@ def profile_markdown(la_code: str, *, design=None) -> str:
     dates, its first treated year under each onset, its experience of Signs
     of Safety before the pilot and the public sources of these facts.
     """
-
     d = design or _design()
     p = _pilot(d, la_code)
     reg = la_register().set_index("la_code")
@@ -642,7 +635,6 @@ def profile_markdown(la_code: str, *, design=None) -> str:
 
 def glue_profiles() -> None:
     """Glue every pilot's opening paragraph (``profile_<la_code>``) and the page's counts."""
-
     d = design()
     for p in d.pilots:
         glue_md(f"profile_{p.la_code}", profile_markdown(p.la_code, design=d))
@@ -654,10 +646,11 @@ def glue_profiles() -> None:
 
 
 def _withheld_years(rows: pd.DataFrame, measure: str) -> list[int]:
-    """Years of ``rows`` (one LA) whose child-level ``measure`` is withheld (``c``) in
-    ``childlevel_published.csv``; empty in public mode.
-    """
+    """Years of ``rows`` (one LA) whose child-level ``measure`` is withheld.
 
+    A year is withheld when it is marked ``c`` in ``childlevel_published.csv``;
+    empty in public mode.
+    """
     path = Path(PROCESSED_DIR) / "childlevel_published.csv"
     if not path.exists() or rows.empty:
         return []
@@ -696,7 +689,6 @@ def profile_figure(la_code: str, outcomes: Sequence | None = None, *, panel: pd.
         Lines carry ``gid`` ``pilot``, ``comparators`` (the mean) and
         ``comparator:<code>``, ``onset``, for tests.
     """
-
     d = design or _design()
     panel = processed("panel") if panel is None else panel
     pairs = result("matched_pairs") if pairs is None else pairs

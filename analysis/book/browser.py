@@ -143,6 +143,18 @@ def single_page(singlehtml: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``check``, ``pdf``, ``screenshot``, ``dom``).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success, 1 when the browser is missing or fails.
+    """
     ap = argparse.ArgumentParser(prog="python -m analysis.book.browser", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("check", help="exit 1 with a message when no headless Chromium is installed")

@@ -117,7 +117,6 @@ def design():
 
 def la_names() -> dict[str, str]:
     """``{la_code: name}`` from the LA register."""
-
     reg = la_register()
     return dict(zip(reg["la_code"], reg["la_name"]))
 
@@ -197,6 +196,7 @@ def prose_label(label: str) -> str:
 
 
 def evidence_row(outcome: str) -> pd.Series:
+    """The row of ``results/evidence.csv`` for one outcome id, indexed by column."""
     ev = result("evidence")
     return ev.set_index("outcome").loc[outcome]
 
@@ -303,16 +303,17 @@ class Findings:
 
     # ----------------------------------------------------------------- figures
     def first_treated_years(self) -> list[int]:
+        """The pilots' distinct first treated years under this outcome's onset, ascending."""
         return sorted(set(design().treated(self.outcome).values()))
 
     def trend_figure(self):
-
+        """Yearly means of the outcome by group (from ``results/trends.csv``), onsets marked."""
         trends = result("trends")
         return figures.trend_plot(trends[trends["outcome"] == self.id], outcome_label=self.outcome.label,
                                   first_treated_years=self.first_treated_years())
 
     def event_study_figure(self):
-
+        """Event-study coefficients of the main specification, relative to the year before."""
         es = result("event_study")
         coefs = es[(es["outcome"] == self.id) & (es["specification"] == "main")]
         unit = f" ({self.unit})" if self.unit else ""
@@ -394,7 +395,6 @@ def pilots_table() -> pd.DataFrame:
 
 def glue_method() -> None:
     """Glue the method chapter's numbers and the evidence rule in words."""
-
     d = design()
     inf, m = d.inference, d.matching
     glue_md("evidence_rule", describe_rule(d.evidence.threshold_values()))
@@ -422,7 +422,6 @@ def glue_method() -> None:
 
 def disclosure_rules() -> str:
     """The statistical disclosure rules of ``data/disclosure.yaml``, as a bulleted list."""
-
     st = load_settings()
     zeros = ("zeros are suppressed like other small counts" if st.suppress_zeros
              else "a zero is published as zero, as in the Department's releases")
@@ -482,7 +481,6 @@ def balance_summary() -> pd.DataFrame:
 
 def map_roles(outcome: str) -> dict[str, str]:
     """Role of every LA on the map: pilot, comparator (for ``outcome``), excluded groups."""
-
     d = design()
     reg = la_register()
     roles = {c: "other" for c in reg["la_code"]}
@@ -511,7 +509,8 @@ def summary_table() -> pd.DataFrame:
         rows.append({"Outcome": o.label, "Primary": "yes" if o.primary else "no",
                      "Estimate": f"{fmt(e['estimate'], 2, True)} {unit_of(o.measure)}".strip(),
                      "95% interval (wild bootstrap)": f"{fmt(e['ci_low'], 2)} to {fmt(e['ci_high'], 2)}",
-                     "p-value (larger of bootstrap and randomization)": fmt_p(e["primary_p"]).replace("p = ", "").replace("p ", ""),
+                     "p-value (larger of bootstrap and randomization)":
+                         fmt_p(e["primary_p"]).replace("p = ", "").replace("p ", ""),
                      "Evidence": GRADE_WORDS[e["grade"]].capitalize()})
     return pd.DataFrame(rows)
 
@@ -649,8 +648,9 @@ def implications() -> dict[str, str]:
                and ev.loc[o.id, "effect"] == "improvement"]
     txt = {}
     if harm:
+        harm_grade = max((ev.loc[o.id, 'grade'] for o in harm), key=['no','low','moderate','high'].index)
         txt["current"] = ("For authorities already using Signs of Safety, the public data give "
-                          f"{GRADE_WORDS[max((ev.loc[o.id, 'grade'] for o in harm), key=['no','low','moderate','high'].index)]} "
+                          f"{GRADE_WORDS[harm_grade]} "
                           "of a deterioration in " + ", ".join(prose_label(o.label) for o in harm) +
                           ". They should look at these measures in their own data before continuing unchanged.")
     else:
@@ -719,7 +719,6 @@ def trend_panels() -> list[tuple[str, str, list[int]]]:
 def glue_changes(results_dir: Path | None = None, processed_dir: Path | None = None,
                  published_dir: Path | None = None) -> editions.Changes:
     """Glue the *What changed in this edition* page; returns the comparison."""
-
     changes = editions.compare(results_dir, processed_dir, published_dir)
     for k, v in editions.render(changes).items():
         glue_md(k, v)

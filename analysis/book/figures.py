@@ -732,7 +732,6 @@ def hex_map_crosswalk(hexjson_path: str | Path) -> pd.DataFrame:
         area, :data:`HEX_AREA_LINKS`); "not on map" (a register LA with no
         hex); "not in register" (a hex whose code is unknown).
     """
-
     reg = la_register()
     names = dict(zip(reg["la_code"], reg["la_name"]))
     by_ons, _ = _lookups()
@@ -810,7 +809,6 @@ def hex_map(roles: Mapping[str, str], hexjson_path: str | Path, *,
     2019 predecessors). :func:`hex_map_crosswalk` lists every link and every
     register LA not on the map.
     """
-
     by_ons, _ = _lookups()
     unknown = sorted(set(roles.values()) - set(ROLE_STYLES))
     if unknown:

@@ -80,12 +80,21 @@ class CodeLists:
 
     @property
     def exact(self) -> bool:
+        """Whether the spec applied is the one for the year asked for."""
         return self.year == self.spec_year
 
     def field(self, table: str, name: str) -> Field:
+        """The :class:`Field` ``<table>.<name>``; ``KeyError`` when the spec has no such field."""
         return self.fields[f"{table}.{name}"]
 
     def codes(self, table: str, name: str) -> frozenset[str]:
+        """The allowed codes of field ``<table>.<name>``.
+
+        Raises
+        ------
+        KeyError
+            When the spec has no such field, or the field has no code list.
+        """
         f = self.fields[f"{table}.{name}"]
         if f.codes is None:
             raise KeyError(f"{table}.{name} has no code list")

@@ -79,13 +79,16 @@ class ChildDiDResult:
 
     @property
     def ci_low(self) -> float:
+        """Lower end of :attr:`ci`."""
         return self.ci[0]
 
     @property
     def ci_high(self) -> float:
+        """Upper end of :attr:`ci`."""
         return self.ci[1]
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a flat dict, with ``ci`` replaced by ``ci_low`` and ``ci_high``."""
         d = dict(self.__dict__)
         d["ci_low"], d["ci_high"] = self.ci
         del d["ci"]
@@ -94,8 +97,10 @@ class ChildDiDResult:
 
 def cell_means(df: pd.DataFrame, outcome: str, la_col: str, year_col: str,
                first_treated_col: str, weights: str | None = None) -> pd.DataFrame:
-    """LA-year cells: ``la, year, first_treated, y`` (weighted mean), ``w`` (sum of weights),
-    ``n`` (child rows). Rows with a missing outcome are dropped first.
+    """Collapse child rows to LA-year cells.
+
+    Columns ``la, year, first_treated, y`` (weighted mean), ``w`` (sum of
+    weights), ``n`` (child rows). Rows with a missing outcome are dropped first.
     """
     cols = [outcome, la_col, year_col, first_treated_col] + ([weights] if weights else [])
     missing = [c for c in cols if c not in df.columns]

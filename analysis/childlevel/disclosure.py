@@ -182,8 +182,10 @@ class DisclosureSettings:
             raise DataError(f"rate_decimals must be a whole number >= 0, got {self.rate_decimals!r}")
 
     def rounding_for(self, level: str | None = None) -> int | None:
-        """The rounding base of a count at ``level`` (None: a row with no declared level,
-        treated as ``local_authority``); a single base applies to every level.
+        """The rounding base of a count at ``level``.
+
+        ``level`` None is a row with no declared level, treated as
+        ``local_authority``; a single base applies to every level.
         """
         if not isinstance(self.rounding, Mapping):
             return self.rounding
@@ -278,12 +280,14 @@ class TableSpec:
             raise DataError(f"table {self.name}: needs count columns and row keys")
 
     def row_group_map(self) -> dict:
+        """``row_groups`` with ``total_row`` (if any) added as a group of all other rows."""
         groups = dict(self.row_groups or {})
         if self.total_row is not None:
             groups.setdefault(self.total_row, None)
         return groups
 
     def col_group_map(self) -> dict:
+        """``col_groups`` with ``total_col`` (if any) added as a group of all other columns."""
         groups = dict(self.col_groups or {})
         if self.total_col is not None:
             groups.setdefault(self.total_col, None)
@@ -329,6 +333,7 @@ class Structure:
     settings: DisclosureSettings = field(default_factory=DisclosureSettings)
 
     def spec(self, name: str) -> TableSpec:
+        """The :class:`TableSpec` called ``name`` (DataError when there is none)."""
         for s in self.specs:
             if s.name == name:
                 return s
@@ -644,8 +649,10 @@ class _Attack:
 
 def _intervals(model: _Model, known: list[tuple[float, float]], targets: Iterable[int],
                integer: bool, ratios: Sequence[tuple] = ()) -> dict[int, tuple[float, float]]:
-    """Min and max of each target variable subject to the equations, the ``known``
-    bounds and the rate bounds ``ratios``.
+    """Min and max of each target variable subject to the model's constraints.
+
+    The constraints are the equations, the ``known`` bounds and the rate
+    bounds ``ratios``.
     """
     attack = _Attack(model, known, integer, ratios)
     return {t: attack.interval(t) for t in targets}
@@ -710,8 +717,10 @@ def _rate_bounds(text: Any, decimals: int) -> tuple[float, float] | None:
 
 def _known_from_published(model: _Model, frames: Mapping[str, pd.DataFrame]
                           ) -> tuple[list[tuple[float, float]], set[int], list[tuple]]:
-    """What the attacker knows of each variable, which variables are withheld, and the
-    published rates as ratio bounds (see :class:`_Attack`).
+    """What the attacker knows from the published tables.
+
+    Returns the bounds known for each variable, which variables are withheld,
+    and the published rates as ratio bounds (see :class:`_Attack`).
     """
     st = model.structure.settings
     lo_hidden = 0.0 if st.suppress_zeros else 1.0
@@ -813,6 +822,7 @@ class ProtectedTable:
 
     @property
     def key_text(self) -> str:
+        """The key of the tokens used in :attr:`published`, as ``token = meaning; ...``."""
         used = {str(x).strip() for x in self.published.to_numpy().ravel()} & set(self.key)
         return "; ".join(f"{k} = {self.key[k]}" for k in sorted(used))
 
@@ -826,10 +836,12 @@ class ProtectedSet:
 
     @property
     def published(self) -> dict[str, pd.DataFrame]:
+        """Each table's published frame, by table name."""
         return {n: t.published for n, t in self.tables.items()}
 
     @property
     def audit(self) -> pd.DataFrame:
+        """The audit rows of every table, stacked."""
         return pd.concat([t.audit for t in self.tables.values()], ignore_index=True)
 
     def __getitem__(self, name: str) -> ProtectedTable:
@@ -1009,9 +1021,11 @@ _MAX_TRIALS = 40
 
 def _check_one(attack: _Attack, v: int, x: float, st: DisclosureSettings
                ) -> tuple[tuple[float, float], set[int]] | None:
-    """None if withheld variable ``v`` (true value ``x``) is protected, else its interval
-    and the equations binding it. Uses ``lower <= x``: when ``upper >= threshold`` and
-    ``upper - x >= protection_level`` the cell passes without the minimisation.
+    """Check whether withheld variable ``v`` (true value ``x``) is protected.
+
+    Returns None if it is, else its interval and the equations binding it.
+    Uses ``lower <= x``: when ``upper >= threshold`` and ``upper - x >=
+    protection_level`` the cell passes without the minimisation.
     """
     hi, bind_hi = attack.bound(v, -1)
     if hi >= st.threshold - _EPS and hi - x >= st.protection_level - _EPS:

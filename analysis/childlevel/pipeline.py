@@ -190,8 +190,7 @@ def _csv_columns(path: Path) -> set[str]:
 
 
 def _la_year_from_path(path: Path, folder: Path) -> tuple[str | None, int | None]:
-    """LA (current ONS code) and year from the folders (not the file name), unless the CSV
-    has LA/YEAR columns.
+    """LA (current ONS code) and year from the folders (not the file name), unless the CSV has LA/YEAR columns.
 
     A folder named like an LA code (``E09000007`` or ``202``; never ``903``) must be
     in the LA register; DfE and former ONS codes map to the current ONS code, so
@@ -258,7 +257,6 @@ def read_inputs(folder: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None,
     register; a reporting year after the panel's last; a second return for the
     same LA, year and table (naming both files).
     """
-
     last_year = max(PANEL_YEARS)
     headers, episodes, cin_parts = [], [], []
     files = input_files(folder)
@@ -337,9 +335,11 @@ def read_inputs(folder: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None,
 
 
 def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """One SSDA903 table from its files, with each file's missing spec columns in
-    ``attrs["missing_by_file"]`` (``{file: (la, years, columns)}``): ``pd.concat``
-    drops the readers' per-file ``attrs``, and validation needs them.
+    """One SSDA903 table from its files.
+
+    Each file's missing spec columns go in ``attrs["missing_by_file"]``
+    (``{file: (la, years, columns)}``): ``pd.concat`` drops the readers'
+    per-file ``attrs``, and validation needs them.
     """
     out = pd.concat(frames, ignore_index=True)
     out.attrs = {"missing_by_file": {
@@ -350,11 +350,12 @@ def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _missing_columns(report: pd.DataFrame, header: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFrame:
-    """The 903 report with one ``missing_column`` row per file and spec column it lacks
-    (row 1), in place of a ``required`` row for each of its records, as
-    :func:`~analysis.childlevel.readers.validate_903` reports a single file.
-    """
+    """The 903 report with one ``missing_column`` row per file and spec column it lacks.
 
+    The row (row 1) replaces a ``required`` row for each of the file's
+    records, as :func:`~analysis.childlevel.readers.validate_903` reports a
+    single file.
+    """
     rows, missing = [], set()
     for table, frame in (("Header", header), ("Episodes", episodes)):
         for file, (la, years, cols) in frame.attrs.get("missing_by_file", {}).items():
@@ -383,7 +384,6 @@ def validate_inputs(header, episodes, cin, *, strict: bool = False) -> pd.DataFr
     row order, SSDA903 and CIN census together) naming file, field, row, child
     and rule; every record is validated first, none is dropped.
     """
-
     parts = []
     if header is not None:
         parts.append(_missing_columns(validate_903(header, episodes), header, episodes))
@@ -459,7 +459,6 @@ def protect_counts(tidy: pd.DataFrame, *, settings=None, secondary: bool = True,
     Returns the :class:`~analysis.childlevel.disclosure.ProtectedSet`, or None when no
     measure has a denominator.
     """
-
     england = "E92000001"
     cols = ["la_code", "year", "numerator", "rest", "denominator", "value", "level"]
     #: (table, column, table, column): the same count by definition
@@ -546,7 +545,6 @@ def add_child_level(build, folder: Path, *, strict: bool = False,
     which :func:`analysis.ingest.panel.build_panel_files` runs before the public build);
     read here when not given.
     """
-
     if inputs is None:
         inputs = read_and_validate(folder, strict=strict)
 
@@ -689,7 +687,6 @@ def results_problems(results_dir: Path, processed_dir: Path, *, settings=None) -
     authorities or LA-years, and ``matched_pairs.csv`` names LAs (public) with
     matching distances computed on public variables.
     """
-
     processed_dir, results_dir = Path(processed_dir), Path(results_dir)
     published = _published(processed_dir)
     if published is None:

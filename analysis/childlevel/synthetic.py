@@ -69,8 +69,10 @@ def _pick(rng, table: dict, n: int) -> np.ndarray:
 
 
 def _share_by_la(la: np.ndarray, year: np.ndarray, by_la: dict | None, default: float) -> np.ndarray:
-    """A probability per record: ``by_la[la]`` (a number, or ``{year: number}`` with
-    ``default`` for years it lacks), ``default`` for LAs not in ``by_la``.
+    """A probability per record, by LA (and optionally year).
+
+    ``by_la[la]`` is a number, or ``{year: number}`` with ``default`` for
+    years it lacks; ``default`` applies to LAs not in ``by_la``.
     """
     out = np.full(len(la), float(default))
     for key, v in (by_la or {}).items():

@@ -36,7 +36,6 @@ class DesignError(DataError):
 
 def relative_path(path: str | Path) -> str:
     """A path relative to the repository root for messages (as given when outside it)."""
-
     try:
         return str(Path(path).resolve().relative_to(ROOT))
     except ValueError:

@@ -100,14 +100,17 @@ class Panel:
 
     @property
     def n_obs(self) -> int:
+        """Number of rows."""
         return int(self.y.shape[0])
 
     @property
     def n_units(self) -> int:
+        """Number of units."""
         return int(self.units.shape[0])
 
     @property
     def n_periods(self) -> int:
+        """Number of periods."""
         return int(self.times.shape[0])
 
     @property
@@ -117,6 +120,7 @@ class Panel:
 
     @property
     def n_treated(self) -> int:
+        """Number of units ever treated within the panel."""
         return int(self.treated.sum())
 
     @property
@@ -131,10 +135,12 @@ class Panel:
 
     @property
     def balanced(self) -> bool:
+        """Whether there is a row for every unit in every period."""
         return self.n_obs == self.n_units * self.n_periods
 
     @property
     def sqrt_w(self) -> np.ndarray:
+        """Square root of each row's weight (ones when unweighted)."""
         return np.ones(self.n_obs) if self.weights is None else np.sqrt(self.weights)
 
     @cached_property
@@ -416,6 +422,7 @@ class DiDResult:
     df: float = math.inf
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict, with numpy floats converted to Python floats."""
         return {k: (float(v) if isinstance(v, (float, np.floating)) else v)
                 for k, v in self.__dict__.items()}
 
@@ -517,15 +524,18 @@ class FWLDesign:
 
     @classmethod
     def build(cls, panel: Panel, X: np.ndarray, names: list[str]) -> "FWLDesign":
+        """Whiten and residualize ``panel.y`` and the regressors ``X`` (one column per name)."""
         X = np.asarray(X, float).reshape(panel.n_obs, -1)
         return cls(panel, panel.residualize(X), panel.residualize(panel.y), list(names))
 
     @property
     def k(self) -> int:
+        """Number of regressors of interest."""
         return self.X.shape[1]
 
     @property
     def n_clusters(self) -> int:
+        """Number of clusters (the panel's units)."""
         return self.panel.n_units
 
     @property
@@ -536,18 +546,22 @@ class FWLDesign:
 
     @property
     def ssc(self) -> float:
+        """CR1 small-sample correction factor (see :func:`cr1_factor`)."""
         return cr1_factor(self.panel.n_obs, self.n_clusters, self.df_k)
 
     @cached_property
     def XtX_inv(self) -> np.ndarray:
+        """Inverse of ``X'X`` (k x k)."""
         return np.linalg.inv(self.X.T @ self.X)
 
     @cached_property
     def beta(self) -> np.ndarray:
+        """OLS coefficients of ``y`` on ``X`` (the fixed-effects estimates)."""
         return self.XtX_inv @ (self.X.T @ self.y)
 
     @cached_property
     def resid(self) -> np.ndarray:
+        """Residuals ``y - X beta`` (whitened)."""
         return self.y - self.X @ self.beta
 
     @cached_property

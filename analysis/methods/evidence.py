@@ -34,6 +34,22 @@ Thresholds come from the study design file as a dict with the keys of
 ``sign_agreement_high``, ``sign_agreement_moderate``
     minimum share of sensitivity specifications whose estimate has the same
     sign as the main estimate, for high and moderate.
+``sign_tolerance``
+    a sensitivity estimate disagrees in sign only when it lies on the other
+    side of zero by more than this many standard errors of the main estimate
+    (:func:`sign_agrees`).
+
+The **verdict** (:func:`verdict`) puts the grade beside what the interval rules
+out and whether the design's own checks hold:
+
+- "not assessable on this design": the joint pre-trend test rejects parallel
+  trends, or balance fails in the main specification and in every other matched
+  specification of the outcome; whatever the p-value;
+- "evidence of an effect" (with the grade) when the grade is low or better;
+- "evidence of no effect larger than the SESOI" when the equivalence test
+  (two one-sided tests against the smallest effect size of interest) rejects;
+- "inconclusive" otherwise: the interval holds both no effect and an effect
+  that matters.
 """
 from __future__ import annotations
 
@@ -55,6 +71,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "max_smd": 0.25,
     "sign_agreement_high": 0.8,
     "sign_agreement_moderate": 0.6,
+    "sign_tolerance": 0.25,
 }
 
 
@@ -90,8 +107,10 @@ class Grade:
 
     @property
     def reasons(self) -> list[str]:
-        """One sentence per criterion: "passed: ...", "failed (caps at low): ...",
-        "not assessed (caps at moderate): ...".
+        """One sentence per criterion: its outcome, its ceiling (unless high) and its text.
+
+        For example "passed: ...", "failed (caps at low): ...", "not assessed
+        (caps at moderate): ...".
         """
         out = []
         for c in self.criteria:
@@ -134,6 +153,8 @@ def check_thresholds(thresholds: Mapping[str, float]) -> dict[str, float]:
             raise DesignError(f"evidence threshold {key} is not a number: {thresholds[key]!r}") from None
         if key == "max_smd":
             ok = v > 0 and math.isfinite(v)
+        elif key == "sign_tolerance":
+            ok = v >= 0 and math.isfinite(v)
         else:
             ok = 0 < v <= 1
         if not ok:
@@ -298,4 +319,132 @@ def describe_rule(thresholds: Mapping[str, float] | None = None) -> str:
         "failed (interval includes zero, pre-trends rejected, imbalance, or sign agreement "
         f"below {_pct(t['sign_agreement_moderate'])}).\n"
         f"- **No**: p-value of {t['p_low']:g} or more, or no p-value.\n"
+    )
+
+
+def sign_agrees(main_estimate: float, main_se: float, estimate: float, tolerance: float) -> bool:
+    """Whether a sensitivity estimate agrees in sign with the main estimate.
+
+    It disagrees only when it lies on the other side of zero by more than
+    ``tolerance`` standard errors of the main estimate, so an estimate of +0.00
+    beside a main estimate of -0.5 is no reversal.
+
+    Parameters
+    ----------
+    main_estimate, main_se : float
+        The main estimate and its standard error.
+    estimate : float
+        The sensitivity specification's estimate.
+    tolerance : float
+        ``sign_tolerance`` of the design, in standard errors.
+
+    Returns
+    -------
+    bool
+    """
+    if _nan(main_estimate) or _nan(estimate):
+        return False
+    margin = tolerance * (main_se if not _nan(main_se) else 0.0)
+    if main_estimate >= 0:
+        return estimate >= -margin
+    return estimate <= margin
+
+
+#: The verdicts, in the order the report explains them.
+VERDICTS = ("evidence of an effect", "evidence of no effect larger than the SESOI", "inconclusive",
+            "not assessable on this design")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An outcome's verdict: the category, the grade beside it and why."""
+
+    category: str
+    grade: str
+    reasons: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        """The verdict as the report prints it, e.g. "evidence of an effect (moderate strength)"."""
+        if self.category == "evidence of an effect":
+            return f"evidence of an effect ({self.grade} strength)"
+        return self.category
+
+
+def verdict(grade: Grade, *, equivalence_p: float, pretrend_p: float, balance_ok_main: bool,
+            balance_ok_any_other: bool, thresholds: Mapping[str, float] | None = None,
+            alpha: float = 0.05) -> Verdict:
+    """The outcome's verdict from its grade, its equivalence test and its design checks.
+
+    Parameters
+    ----------
+    grade : Grade
+        From :func:`grade_evidence`.
+    equivalence_p : float
+        p-value of the two one-sided tests against the smallest effect size of
+        interest (NaN when no SESOI is declared).
+    pretrend_p : float
+        p-value of the joint pre-trend test under the primary inference (NaN: no test).
+    balance_ok_main, balance_ok_any_other : bool
+        Whether balance passes in the main specification, and in at least one
+        other matched specification of the outcome.
+    thresholds : dict, optional
+        As for :func:`grade_evidence`.
+    alpha : float
+        Level of the equivalence test.
+
+    Returns
+    -------
+    Verdict
+    """
+    t = check_thresholds(DEFAULT_THRESHOLDS if thresholds is None else thresholds)
+    why: list[str] = []
+    if not _nan(pretrend_p) and pretrend_p < t["pretrend_p_min"]:
+        why.append(f"pre-trends rejected (p = {pretrend_p:.3g} < {t['pretrend_p_min']:g})")
+    if not balance_ok_main and not balance_ok_any_other:
+        why.append(f"imbalance: largest |SMD| at least {t['max_smd']:g} in every matched specification")
+    if why:
+        return Verdict("not assessable on this design", grade.level, tuple(why))
+    if grade.level != "no":
+        return Verdict("evidence of an effect", grade.level, tuple(grade.reasons))
+    if not _nan(equivalence_p) and equivalence_p < alpha:
+        return Verdict("evidence of no effect larger than the SESOI", grade.level,
+                       (f"equivalence test p = {equivalence_p:.3g} < {alpha:g}",))
+    return Verdict("inconclusive", grade.level,
+                   ("the interval holds both no effect and an effect larger than the SESOI",))
+
+
+def describe_verdicts(thresholds: Mapping[str, float] | None = None, alpha: float = 0.05) -> str:
+    """The verdict rule in plain English (Markdown), from the same thresholds.
+
+    Parameters
+    ----------
+    thresholds : dict, optional
+        As for :func:`grade_evidence`.
+    alpha : float
+        Level of the equivalence test.
+
+    Returns
+    -------
+    str
+        A bullet list, one bullet per verdict, in the order they are checked.
+    """
+    t = check_thresholds(DEFAULT_THRESHOLDS if thresholds is None else thresholds)
+    return (
+        "Each outcome then gets one of four verdicts, checked in this order:\n\n"
+        "- **Not assessable on this design**, whatever the p-value, when the design's own checks "
+        f"fail: a joint pre-trend test rejects parallel trends (p below {t['pretrend_p_min']:g} in the "
+        "wild bootstrap Wald test or in the cluster-robust F test: a design check errs on the side "
+        "of failing), "
+        "or the largest absolute standardised mean difference after matching is "
+        f"{t['max_smd']:g} or more in the main specification and in every other matched "
+        "specification.\n"
+        "- **Evidence of an effect** (low, moderate or high strength, by the grading rule above).\n"
+        "- **Evidence of no effect larger than the smallest effect size of interest (SESOI)** when "
+        f"two one-sided tests at the {_pct(alpha)} level reject both an improvement and a "
+        "deterioration as large as the SESOI: the interval then lies inside the range of effects "
+        "too small to matter.\n"
+        "- **Inconclusive** otherwise: the interval holds both no effect and an effect large "
+        "enough to matter. The report says which way the estimate leans and what the interval "
+        "rules out.\n"
     )

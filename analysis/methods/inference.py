@@ -69,7 +69,8 @@ from analysis.methods.estimation import (
 __all__ = [
     "DEFAULT_SEED", "BootstrapResult", "WaldBootstrapResult", "RandomizationResult",
     "bootstrap_weights", "WildClusterBootstrap", "wild_cluster_bootstrap",
-    "wild_bootstrap_pretrend", "randomization_inference", "count_assignments",
+    "wild_bootstrap_pretrend", "wild_bootstrap_null", "wild_bootstrap_event_study", "WildBootstrapNull",
+    "randomization_inference", "count_assignments",
     "enumerate_assignments", "staggered_randomization_inference", "multiplier_bootstrap",
 ]
 
@@ -116,6 +117,7 @@ class BootstrapResult:
     method: str = "wild cluster bootstrap, restricted (WCR), by unit"
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
         return dict(self.__dict__)
 
 
@@ -167,6 +169,7 @@ class RandomizationResult:
     method: str = "randomization inference (re-assigned first-treated periods)"
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
         return dict(self.__dict__)
 
 
@@ -314,6 +317,7 @@ class WildClusterBootstrap:
             return (n0 + r * nd) / np.sqrt(var)
 
     def t_stat(self, r: float) -> float:
+        """Observed t statistic of ``R beta = r`` with the CR1 standard error (q = 1)."""
         return float((self._Rb[0] - r) / math.sqrt(self._RVR[0, 0]))
 
     def _pvalues_affine(self, rs: np.ndarray) -> np.ndarray:
@@ -747,3 +751,100 @@ def multiplier_bootstrap(result: StaggeredResult, *, draws: int = 9999,
                            seed=None if enumerated else seed,
                            method="multiplier bootstrap of the influence function "
                                   "(R did), unrestricted, symmetric interval")
+
+
+@dataclass(frozen=True)
+class WildBootstrapNull:
+    """What the primary inference says beyond its test of no effect (issue 13).
+
+    Attributes
+    ----------
+    std_error : float
+        CR1 cluster-robust standard error of the estimate (the scale of the t draws).
+    null_estimates : ndarray
+        The bootstrap distribution of the estimate under no effect: the restricted
+        wild bootstrap t draws at a null of zero times ``std_error``. A planted
+        effect shifts this distribution (the location-shift model of the MDE).
+    equivalence_p : float
+        p-value of two one-sided wild bootstrap tests of an effect as large as the
+        smallest effect size of interest (TOST), NaN without one.
+    equivalence_lower_p, equivalence_upper_p : float
+        Its two one-sided p-values: H0 effect <= -SESOI and H0 effect >= +SESOI.
+    """
+
+    std_error: float
+    null_estimates: np.ndarray
+    equivalence_p: float
+    equivalence_lower_p: float
+    equivalence_upper_p: float
+
+
+def wild_bootstrap_null(panel: Panel | pd.DataFrame, *, sesoi: float = math.nan, draws: int = 9999,
+                        weight_type: str = "webb", seed: int | None = DEFAULT_SEED,
+                        **columns: Any) -> WildBootstrapNull:
+    """The primary inference's null distribution and its equivalence test, from one set of draws.
+
+    Parameters
+    ----------
+    panel : Panel or DataFrame
+        As in :func:`wild_cluster_bootstrap`.
+    sesoi : float
+        Smallest effect size of interest (the measure's units); NaN: no equivalence test.
+    draws, weight_type, seed
+        As in :func:`wild_cluster_bootstrap` (the same seed gives the same draws).
+
+    Returns
+    -------
+    WildBootstrapNull
+    """
+    p = _as_panel(panel, columns)
+    design = FWLDesign.build(p, p.treatment[:, None], ["treated"])
+    wb = WildClusterBootstrap(design, np.ones((1, 1)), draws=draws, weight_type=weight_type, seed=seed)
+    se = math.sqrt(float(wb._RVR[0, 0]))
+    null = wb.t_boot(0.0) * se
+    lo_p = hi_p = eq_p = math.nan
+    if np.isfinite(sesoi) and sesoi > 0:
+        # H0: effect <= -SESOI, rejected when the t statistic at -SESOI is large;
+        # H0: effect >= +SESOI, rejected when the t statistic at +SESOI is small.
+        lo_p = float(np.mean(wb.t_boot(-sesoi) >= wb.t_stat(-sesoi) * (1 - _TIE)))
+        hi_p = float(np.mean(wb.t_boot(sesoi) <= wb.t_stat(sesoi) * (1 - _TIE)))
+        eq_p = max(lo_p, hi_p)
+    return WildBootstrapNull(std_error=se, null_estimates=null, equivalence_p=eq_p,
+                             equivalence_lower_p=lo_p, equivalence_upper_p=hi_p)
+
+
+def wild_bootstrap_event_study(panel: Panel | pd.DataFrame, *, min_event: int | None = None,
+                               max_event: int | None = None, reference: int = -1, draws: int = 999,
+                               weight_type: str = "webb", seed: int | None = DEFAULT_SEED,
+                               alpha: float = 0.05, **columns: Any) -> pd.DataFrame:
+    """Wild cluster bootstrap (WCR) p-value and interval of each event-study coefficient.
+
+    The event study of :func:`analysis.methods.estimation.event_study` with the
+    primary inference in place of cluster-robust intervals: for each event time,
+    the restricted bootstrap imposes that coefficient = r and the interval is the
+    set of r not rejected (test inversion), as for the headline estimate.
+
+    Parameters
+    ----------
+    panel, min_event, max_event, reference
+        As in :func:`analysis.methods.estimation.event_study`.
+    draws, weight_type, seed, alpha
+        As in :func:`wild_cluster_bootstrap`.
+
+    Returns
+    -------
+    DataFrame
+        ``event_time, wb_p_value, wb_ci_low, wb_ci_high`` (the reference period omitted).
+    """
+    p = _as_panel(panel, columns)
+    X, ev, _, _ = event_time_matrix(p, min_event, max_event, reference)
+    design = FWLDesign.build(p, X, [str(e) for e in ev])
+    rows = []
+    for j, e in enumerate(ev):
+        R = np.zeros((1, len(ev)))
+        R[0, j] = 1.0
+        wb = WildClusterBootstrap(design, R, draws=draws, weight_type=weight_type, seed=seed)
+        lo, hi = wb.confint(alpha)
+        rows.append({"event_time": int(e), "wb_p_value": wb.pvalue(0.0), "wb_ci_low": float(lo),
+                     "wb_ci_high": float(hi)})
+    return pd.DataFrame(rows, columns=["event_time", "wb_p_value", "wb_ci_low", "wb_ci_high"])

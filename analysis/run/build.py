@@ -80,17 +80,19 @@ LIBRARIES = ("numpy", "pandas", "scipy", "statsmodels", "pyarrow", "openpyxl", "
              "holidays")
 #: Outputs that must exist for a step to count as done.
 PANEL_OUTPUTS = ("panel.csv", "measures.csv", "coverage.csv")
-RESULT_OUTPUTS = ("estimates.csv", "evidence.csv", "event_study.csv", "group_time.csv",
+RESULT_OUTPUTS = ("estimates.csv", "evidence.csv", "event_study.csv", "group_time.csv", "power.csv",
+                  "honest_did.csv", "pilot_effects.csv", "sdid_weights.csv", "contrasts.csv",
                   "matched_pairs.csv", "balance.csv", "trends.csv", "notes.csv")
 
 
 # --------------------------------------------------------------------------- hashing
 def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
 
 
 def file_sha256(path: Path) -> str:
-
+    """Hex sha256 of the file at ``path``."""
     return sha256_of(path)
 
 
@@ -124,6 +126,7 @@ def files_digest(paths: Iterable[Path]) -> dict[str, str]:
 
 
 def library_versions() -> dict[str, str]:
+    """Installed version of Python and of each of :data:`LIBRARIES` (``""`` when not installed)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": sys.version.split()[0]}
@@ -197,6 +200,7 @@ def code_closure(*modules: str) -> list[Path]:
 
 
 def code_digest(*modules: str) -> dict[str, str]:
+    """``{relative path: sha256}`` of the source files of :func:`code_closure`."""
     return files_digest(code_closure(*modules))
 
 
@@ -212,7 +216,6 @@ def verified_manifest() -> list[dict[str, str]]:
 
     Raises :class:`DataError` when a file cannot be fetched or does not match its sha256.
     """
-
     manifest = load_manifest()
     rows = []
     for sid, src in manifest.items():
@@ -231,6 +234,7 @@ class Key:
 
     @classmethod
     def of(cls, parts: dict[str, Any]) -> "Key":
+        """The key whose value is the :func:`digest` of ``parts``."""
         return cls(digest(parts), parts)
 
 
@@ -257,8 +261,10 @@ def panel_key(manifest_rows: list[dict[str, str]] | None = None, *,
 
 
 def results_key(panel_path: Path, design_path: Path, outcomes: list[str] | None = None) -> Key:
-    """Key of ``python -m analysis results``: the panel's bytes, the design, the code
-    (and, in child-level mode, the child-level counts beside the panel).
+    """Key of ``python -m analysis results``: what the results depend on.
+
+    The panel's bytes, the design, the code (and, in child-level mode, the
+    child-level counts beside the panel).
     """
     parts = {"step": "results", "panel": file_sha256(panel_path),
              "design": file_sha256(design_path), "files": files_digest(data_files()),
@@ -288,6 +294,7 @@ def book_key(manifest_rows: list[dict[str, str]] | None = None) -> Key:
 
 
 def read_stamp(path: Path) -> dict[str, Any]:
+    """The key file at ``path`` as a dict (empty when missing or unreadable)."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -451,6 +458,7 @@ class RunCache:
         self._keys: dict[Any, str] = {}
 
     def key(self, panel, design, run) -> str:
+        """Hex key of one run (see the class docstring for what it covers)."""
         import pandas as pd
 
 
@@ -467,6 +475,11 @@ class RunCache:
         return self.folder / f"{key}.pkl"
 
     def load(self, panel, design, runs) -> dict:
+        """Cached outputs of ``runs``, ``{run: output}``, for those with a readable entry.
+
+        Records each run's key for :meth:`save` and sets ``hits`` and
+        ``misses``; with ``reuse=False`` nothing is loaded.
+        """
         out = {}
         for run in runs:
             k = self._keys[run] = self.key(panel, design, run)
@@ -482,6 +495,7 @@ class RunCache:
         return out
 
     def save(self, panel, design, outputs: dict) -> None:
+        """Pickle ``outputs`` (``{run: output}``) atomically; delete entries whose key :meth:`load` did not record."""
         self.folder.mkdir(parents=True, exist_ok=True)
         for run, out in outputs.items():
             k = self._keys.get(run) or self.key(panel, design, run)

@@ -132,6 +132,7 @@ class Edition:
 
     @property
     def date(self) -> str:
+        """The edition's publication date (``published`` in its metadata; ``""`` when absent)."""
         return self.meta.get("published", "")
 
 
@@ -169,6 +170,7 @@ class Changes:
 
     @property
     def published(self) -> bool:
+        """Whether there is a published edition to compare with."""
         return self.edition is not None
 
     @property
@@ -179,10 +181,12 @@ class Changes:
 
     @property
     def changed_files(self) -> list[str]:
+        """Manifest ids of the data files that changed."""
         return [] if self.files.empty else self.files["id"].tolist()
 
     @property
     def changed_outcomes(self) -> list[str]:
+        """Ids of the outcomes that changed."""
         return [] if self.outcomes.empty else self.outcomes["outcome"].tolist()
 
 
@@ -325,6 +329,7 @@ def _cell(text: Any) -> str:
 
 
 def markdown_table(df: pd.DataFrame) -> str:
+    """``df`` as a Markdown pipe table (``|`` escaped, newlines flattened; no index)."""
     head = "| " + " | ".join(_cell(c) for c in df.columns) + " |"
     rule = "|" + "|".join(" --- " for _ in df.columns) + "|"
     body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
@@ -391,8 +396,10 @@ def render(changes: Changes) -> dict[str, str]:
         out["changes_files"] = markdown_table(pd.DataFrame({
             "File (manifest id)": [f"{t} (`{i}`)" for t, i in zip(f["title"], f["id"])],
             "Change": f["status"],
-            "Published edition: release": [f"{r} ({d})" if r else "–" for r, d in zip(f["old_release"], f["old_release_date"])],
-            "This edition: release": [f"{r} ({d})" if r else "–" for r, d in zip(f["new_release"], f["new_release_date"])],
+            "Published edition: release": [f"{r} ({d})" if r else "–"
+                                           for r, d in zip(f["old_release"], f["old_release_date"])],
+            "This edition: release": [f"{r} ({d})" if r else "–"
+                                      for r, d in zip(f["new_release"], f["new_release_date"])],
             "sha256 (first 12), published → now": [f"`{a[:12] or '–'}` → `{b[:12] or '–'}`"
                                                    for a, b in zip(f["old_sha256"], f["new_sha256"])],
         }))
@@ -442,8 +449,10 @@ def render(changes: Changes) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- check-update
 def latest_url(src) -> str:
-    """Where the newest version of a source is: for a GitHub raw URL pinned to a commit,
-    the same path on the repository's default branch (``HEAD``); else the URL itself.
+    """Where the newest version of a source is.
+
+    For a GitHub raw URL pinned to a commit, the same path on the repository's
+    default branch (``HEAD``); else the URL itself.
     """
     m = re.match(r"^(https://raw\.githubusercontent\.com/[^/]+/[^/]+/)[0-9a-f]{40}(/.*)$", src.url)
     return f"{m.group(1)}HEAD{m.group(2)}" if m else src.url
@@ -451,14 +460,13 @@ def latest_url(src) -> str:
 
 def check_updates(mirror: str | os.PathLike | None = None, *, use_url: bool | None = None,
                   timeout: float = 30.0) -> pd.DataFrame:
-    """For each manifest entry: is the file in the mirror, or at its URL, the one recorded?
+    """For each manifest entry, whether the file in the mirror (or at its URL) is the one recorded.
 
     ``status`` is ``same``, ``changed`` (different sha256), ``missing`` (not in
     the mirror) or ``unreachable`` (the download failed). With a mirror
     (argument or ``$SOS_DATA_MIRROR``) only the mirror is read; otherwise each
     file is downloaded to a temporary file (``latest_url``).
     """
-
     mirror = mirror if mirror is not None else os.environ.get("SOS_DATA_MIRROR")
     use_url = (not mirror) if use_url is None else use_url
     rows = []

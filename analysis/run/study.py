@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from analysis.childlevel.did import child_lpm_from_counts
 from analysis.childlevel.pipeline import COUNTS_COLUMNS, COUNTS_FILE
@@ -34,14 +35,20 @@ from analysis.core.errors import DataError, DesignError, relative_path
 from analysis.core.paths import RESULTS_DIR
 from analysis.design import DESIGN_PATH, Outcome, StudyDesign, load_design
 from analysis.ingest.panel import PROCESSED_DIR, load_panel, write_atomically
+from analysis.methods import power as power_mod
 from analysis.methods.estimation import callaway_santanna, event_study, prepare_panel, twfe_did
-from analysis.methods.evidence import grade_evidence
+from analysis.methods.evidence import grade_evidence, sign_agrees, verdict
+from analysis.methods.honest_did import honest_did
 from analysis.methods.inference import (
     randomization_inference,
     staggered_randomization_inference,
+    wild_bootstrap_event_study,
+    wild_bootstrap_null,
+    wild_bootstrap_pretrend,
     wild_cluster_bootstrap,
 )
 from analysis.methods.matching import balance_table, match_comparators, max_abs_smd, pre_trend_table
+from analysis.methods.sdid import per_unit_placebo, sdid
 
 MAIN = "main"
 
@@ -51,11 +58,31 @@ ESTIMATE_COLUMNS = ["outcome", "specification", "estimator", "inference", "estim
                     "post_years"]
 
 
-#: Columns of ``results/evidence.csv``.
+#: Columns of ``results/evidence.csv`` (extend, never rename). ``estimate``, ``ci_low``,
+#: ``ci_high``, ``primary_p`` and ``pretrend_p`` all come from ``primary_inference``.
 EVIDENCE_COLUMNS = ["outcome", "measure", "label", "family", "direction", "primary", "grade",
                     "estimate", "ci_low", "ci_high", "p_wild_bootstrap", "p_randomization",
                     "p_cluster", "primary_p", "pretrend_p", "max_abs_smd", "sign_agreement",
-                    "n_sensitivity", "effect", "limiting", "reasons"]
+                    "n_sensitivity", "effect", "limiting", "reasons",
+                    # issue 14: one coherent inference, verdicts that carry their checks
+                    "primary_inference", "onset", "ri_ci_low", "ri_ci_high", "pretrend_p_cluster",
+                    "balance_ok_other", "verdict", "verdict_reasons", "leans",
+                    # issue 13: what a null rules out
+                    "mde", "sesoi", "equivalence_p", "honest_ci_low", "honest_ci_high",
+                    "breakdown_rm", "p_holm", "p_bh", "p_adjusted", "rules_out_improvement",
+                    "rules_out_deterioration", "median_denominator", "effect_in_children"]
+
+#: Specifications that estimate a different population (a prior-use subgroup of the
+#: pilots): contrasts, not robustness checks, so not counted in sign agreement.
+CONTRAST_SPECS = ("pilots_new_to_sos", "pilots_experienced")
+
+#: Grid of effect sizes (in MDEs) at which the power curve is evaluated.
+POWER_GRID = tuple(round(0.1 * i, 1) for i in range(0, 21))
+#: Wild bootstrap draws per event-study coefficient and for the pre-trend test (each
+#: coefficient's interval is found by test inversion, so the count is kept moderate).
+EVENT_STUDY_DRAWS = 1999
+#: Placebo draws of the SDID standard error.
+SDID_PLACEBO_DRAWS = 200
 
 
 @dataclass(frozen=True)
@@ -68,16 +95,61 @@ class Run:
 
     @property
     def label(self) -> str:
+        """The run's specification label: ``<spec>:<la_code>`` for leave-one-out, else ``<spec>``."""
         return f"{self.spec}:{self.left_out}" if self.left_out else self.spec
 
 
-def plan_runs(design: StudyDesign) -> list[Run]:
-    """Every run the design declares, main specification first within each outcome."""
+def _signature(design: StudyDesign, o: Outcome, spec: str, pools: dict[str, tuple[str, ...]]) -> tuple:
+    """Everything a run of ``o`` under ``spec`` depends on besides the panel."""
+    s = design.spec(spec)
+    if spec not in pools:
+        pools[spec] = tuple(design.donor_pool(spec))
+    return (design.onset_for(o, s), tuple(design.years(o, s)), tuple(sorted(design.treated(o, s).items())),
+            pools[spec], design.k(s), design.replace(s), s.drop_first_treated_year, s.max_event_time,
+            s.all_donors)
+
+
+def duplicate_specs(design: StudyDesign) -> list[tuple[str, str]]:
+    """``(outcome, specification)`` pairs that would reproduce the main specification.
+
+    A wave-two onset for an outcome whose main onset is already wave two, for
+    example: such runs are not run and not counted as robustness checks.
+    """
+    pools: dict[str, tuple[str, ...]] = {}
+    out = []
+    for o in design.outcomes:
+        main = _signature(design, o, MAIN, pools)
+        for name, spec in design.specifications.items():
+            if name != MAIN and not spec.leave_one_out and _signature(design, o, name, pools) == main:
+                out.append((o.id, name))
+    return out
+
+
+def pilots_in_sample(design: StudyDesign, o: Outcome, spec: str, panel: pd.DataFrame | None) -> list[str]:
+    """Pilots of ``o`` under ``spec`` with at least one published pre-period value (all without a panel)."""
+    treated = design.treated(o, spec)
+    if panel is None or o.measure not in panel.columns:
+        return list(treated)
+    pre = panel[panel["year"].isin(design.pre_years(o, spec)) & panel[o.measure].notna()]
+    have = set(pre["la_code"])
+    return [c for c in treated if c in have]
+
+
+def plan_runs(design: StudyDesign, panel: pd.DataFrame | None = None) -> list[Run]:
+    """Every run the design declares, main specification first within each outcome.
+
+    Specifications that would reproduce the main one for an outcome
+    (:func:`duplicate_specs`) are left out; leave-one-out runs over the pilots in
+    the outcome's sample only (those with a pre-period value, when ``panel`` is given).
+    """
+    skip = set(duplicate_specs(design))
     runs = []
     for o in design.outcomes:
         for name, spec in design.specifications.items():
+            if (o.id, name) in skip:
+                continue
             if spec.leave_one_out:
-                for code in design.treated(o, name):
+                for code in pilots_in_sample(design, o, name, panel):
                     runs.append(Run(o.id, name, code))
             else:
                 runs.append(Run(o.id, name))
@@ -129,6 +201,15 @@ class RunOutput:
     #: child-level outcomes only: the estimation sample (la_code, year, first_treated,
     #: weight), for the child-level DiD on the same matched LAs and years
     sample: pd.DataFrame | None = None
+    #: main specification only: the wild bootstrap's pre-trend test, MDE, equivalence,
+    #: power curve, HonestDiD sensitivity, SDID and each pilot's own estimate
+    pretrend_p_wb: float = math.nan
+    extras: dict = field(default_factory=dict)
+    power: pd.DataFrame | None = None
+    honest: pd.DataFrame | None = None
+    pilot_effects: pd.DataFrame | None = None
+    sdid_weights: pd.DataFrame | None = None
+    skipped: bool = False
 
 
 def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | None = None) -> RunOutput:
@@ -147,7 +228,7 @@ def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | 
         (default: for the main specification only).
     """
     o = design.outcome(run.outcome)
-    spec = design.spec(run.spec)
+    spec = design.spec(run.spec)  # raises DesignError on an unknown specification
     panel = panel[run_columns(design, run)]  # nothing else of the panel reaches a run
     full = (run.spec == MAIN) if full is None else full
     measure = o.measure
@@ -174,17 +255,26 @@ def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | 
         treated.pop(code)
     if not treated:
         raise DesignError(f"no pilot has a pre-period value of {measure}", file="data/study_design.yaml")
-    kwargs = design.matching_kwargs(run.spec)
-    # Level: mean of the observed pre-years; trend: slope over at least two of them.
-    kwargs.setdefault("min_pre_years", min(2, len(pre)))
-    if len(pre) >= 2 and (n_pre[list(treated)] < 2).any():
-        few = [names[c] for c in n_pre.index if c in treated and n_pre[c] < 2]
-        note(f"matched on the pre-period level of {measure} without its trend: "
-             f"{', '.join(few)} {'has' if len(few) == 1 else 'have'} a single published pre-year")
-        kwargs.update(outcome_trend=False, min_pre_years=1)
-    match = match_comparators(panel, treated, design.donor_pool(run.spec), measure, pre, **kwargs)
-    mp = match.matched_panel
-    mp = mp[mp["year"].isin(years)][["la_code", "year", measure, "first_treated", "weight"]]
+    match = None
+    if spec.all_donors:
+        # Every eligible donor with a value, unweighted: no matching (issue 15).
+        donors = design.donor_pool(run.spec)
+        mp = panel[panel["la_code"].isin(list(treated) + donors) & panel["year"].isin(years)]
+        mp = mp[["la_code", "year", measure]].assign(
+            first_treated=lambda d: d["la_code"].map(treated).fillna(0).astype("int64"), weight=1.0)
+    else:
+        kwargs = design.matching_kwargs(run.spec)
+        # Level: mean of the observed pre-years; trend: slope over at least two of them.
+        kwargs.setdefault("min_pre_years", min(2, len(pre)))
+        if len(pre) >= 2 and (n_pre[list(treated)] < 2).any():
+            few = [names[c] for c in n_pre.index if c in treated and n_pre[c] < 2]
+            note(f"matched on the pre-period level of {measure} without its trend: "
+                 f"{', '.join(few)} {'has' if len(few) == 1 else 'have'} a single published pre-year")
+            kwargs.update(outcome_trend=False, min_pre_years=1)
+        match = match_comparators(panel, treated, design.donor_pool(run.spec), measure, pre, **kwargs)
+        mp = match.matched_panel
+        mp = mp[mp["year"].isin(years)][["la_code", "year", measure, "first_treated", "weight"]]
+    mp = _timing(mp, spec)
     est_panel = prepare_panel(mp, outcome=measure, unit="la_code", time="year",
                               first_treated="first_treated", weights="weight")
     start = min(treated.values())
@@ -194,6 +284,7 @@ def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | 
                   pre_years=_year_span([y for y in years if y < start]),
                   post_years=_year_span([y for y in years if y >= start]))
     alpha, seed = inf.alpha, inf.seed
+    wb_weight = inf.wild_bootstrap.weights[0]
 
     twfe = twfe_did(est_panel, alpha=alpha)
     out.estimates.append(dict(common, estimator="twfe", inference="cluster", estimate=twfe.estimate,
@@ -220,6 +311,19 @@ def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | 
                               ci_high=math.nan, p_value=es.pretrend_p))
     out.event_study = es.coefficients.assign(outcome=o.id, specification=run.label)
     if full:
+        # The primary inference for the event study and its pre-trend test (issue 14).
+        wbe = wild_bootstrap_event_study(est_panel, min_event=-len(pre), draws=EVENT_STUDY_DRAWS,
+                                         weight_type=wb_weight, seed=seed, alpha=alpha)
+        out.event_study = out.event_study.merge(wbe, on="event_time", how="left")
+        if (es.coefficients["event_time"] < -1).any():
+            wpt = wild_bootstrap_pretrend(est_panel, min_event=-len(pre), draws=EVENT_STUDY_DRAWS,
+                                          weight_type=wb_weight, seed=seed)
+            out.pretrend_p_wb = float(wpt.p_value)
+            out.estimates.append(dict(common, estimator="event_study_leads", inference="wild_bootstrap_wald",
+                                      estimate=math.nan, std_error=math.nan, ci_low=math.nan,
+                                      ci_high=math.nan, p_value=wpt.p_value))
+        _design_figures(out, o, est_panel, es, inf, wb_weight)
+    if full:
         cs = callaway_santanna(est_panel, alpha=alpha)
         ov = cs.overall
         out.estimates.append(dict(common, estimator="staggered", inference="analytic",
@@ -234,6 +338,10 @@ def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | 
     if o.source == "child_level":
         out.sample = mp[mp[measure].notna()][["la_code", "year", "first_treated", "weight"]
                                              ].reset_index(drop=True)
+    if full and not spec.all_donors:
+        _every_donor(out, o, panel, design, treated, years, common, inf)
+    if match is None:
+        return out
     bal = balance_table(match)
     out.max_abs_smd = float(max_abs_smd(bal, "after"))
     if run.spec == MAIN:
@@ -243,6 +351,106 @@ def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | 
     return out
 
 
+def _timing(mp: pd.DataFrame, spec) -> pd.DataFrame:
+    """Apply a specification's timing changes to the estimation sample (issue 14).
+
+    ``drop_first_treated_year`` leaves out each pilot's first treated year (its
+    comparators keep theirs, which identify the year effect); ``max_event_time: n``
+    keeps pilot years up to n years after onset and no year after the last pilot's
+    window, so the effect is the average over event years 0..n.
+    """
+    if spec.drop_first_treated_year:
+        ft = mp["first_treated"]
+        mp = mp[~((ft > 0) & (mp["year"] == ft))]
+    if spec.max_event_time is not None:
+        n = int(spec.max_event_time)
+        ft = mp["first_treated"]
+        mp = mp[~((ft > 0) & (mp["year"] - ft > n))]
+        mp = mp[mp["year"] <= int(mp.loc[mp["first_treated"] > 0, "first_treated"].max()) + n]
+    return mp
+
+
+def _design_figures(out: RunOutput, o: Outcome, est_panel, es, inf, wb_weight: str) -> None:
+    """What the main specification could detect and rules out (issue 13), from its own draws.
+
+    The minimum detectable effect (80% power, two-sided 5%) and the power curve
+    come from the wild bootstrap's distribution of the estimate under no effect
+    (a location shift: ``benchmarks/mde_calibration.py`` checks the 80%); the
+    equivalence test is two one-sided wild bootstrap tests at the SESOI; the
+    HonestDiD intervals use the event study's coefficients and covariance.
+    """
+    null = wild_bootstrap_null(est_panel, sesoi=o.sesoi, draws=inf.wild_bootstrap.draws,
+                               weight_type=wb_weight, seed=inf.seed)
+    mde = float(power_mod.minimum_detectable_effect(null.null_estimates, alpha=inf.alpha, power=0.8))
+    out.extras.update(mde=mde, equivalence_p=null.equivalence_p, std_error=null.std_error)
+    effects = np.array(POWER_GRID) * mde
+    share = power_mod.power_curve(null.null_estimates, effects, alpha=inf.alpha)
+    out.power = pd.DataFrame({"outcome": o.id, "effect_in_mdes": POWER_GRID, "effect": effects,
+                              "power": np.asarray(share, float)})
+    coefs = es.coefficients[es.coefficients["event_time"] != -1].sort_values("event_time")
+    names = [str(int(e)) for e in coefs["event_time"]]
+    vc = es.vcov.copy()
+    vc.index, vc.columns = vc.index.astype(str), vc.columns.astype(str)
+    num_pre = int((coefs["event_time"] < -1).sum())
+    num_post = int((coefs["event_time"] >= 0).sum())
+    if set(names) <= set(vc.index) and num_pre >= 1 and num_post >= 1:
+        sigma = vc.loc[names, names].to_numpy(float)
+        beta = coefs["estimate"].to_numpy(float)
+        se_pre = float(np.sqrt(np.diag(sigma)[:num_pre]).max())
+        h = honest_did(beta, sigma, num_pre, num_post, alpha=inf.alpha, m_scale=se_pre)
+        rows = [dict(outcome=o.id, method="relative_magnitudes", **r) for r in h["relative_magnitudes"]]
+        rows += [dict(outcome=o.id, method="smoothness", **r) for r in h["smoothness"]]
+        out.honest = pd.DataFrame(rows)
+        rm1 = [r for r in h["relative_magnitudes"] if abs(r["M"] - 1.0) < 1e-9]
+        bd = h.get("breakdown_rm")
+        out.extras.update(honest_ci_low=rm1[0]["ci_low"] if rm1 else math.nan,
+                          honest_ci_high=rm1[0]["ci_high"] if rm1 else math.nan,
+                          breakdown_rm=math.nan if bd is None else float(bd))
+
+
+def _every_donor(out: RunOutput, o: Outcome, panel: pd.DataFrame, design: StudyDesign,
+                 treated: dict[str, int], years: list[int], common: dict, inf) -> None:
+    """Synthetic DiD on every eligible donor, and each pilot's own synthetic DiD (issue 15).
+
+    SDID needs a balanced panel: LAs with a missing year of the measure are left
+    out (the notes say how many). Each primary outcome also gets one estimate
+    per pilot (SDID on that pilot alone) with a placebo-in-space p-value.
+    """
+    donors = design.donor_pool(MAIN)
+    df = panel[panel["la_code"].isin(list(treated) + donors) & panel["year"].isin(years)]
+    df = df[["la_code", "year", o.measure]].assign(
+        first_treated=lambda d: d["la_code"].map(treated).fillna(0).astype("int64"))
+    try:
+        res = sdid(df, outcome=o.measure, unit="la_code", time="year", first_treated="first_treated",
+                   estimator="sdid", inference="placebo", draws=SDID_PLACEBO_DRAWS, seed=inf.seed,
+                   alpha=inf.alpha)
+    except ValueError as exc:
+        out.notes.append(dict(outcome=o.id, specification=MAIN, note=f"no SDID estimate: {exc}"))
+        return
+    out.estimates.append(dict(common, estimator="sdid", inference="placebo", estimate=res.estimate,
+                              std_error=res.std_error, ci_low=res.ci_low, ci_high=res.ci_high,
+                              p_value=res.p_value, n_treated=int(res.n_treated),
+                              n_comparison=int(res.n_control)))
+    w = res.unit_weights.sort_values(ascending=False)
+    out.sdid_weights = pd.DataFrame({"outcome": o.id, "la_code": w.index.astype(str), "weight": w.to_numpy()})
+    out.extras.update(sdid_pre_rmse=float(res.pre_rmse), sdid_dropped=len(res.dropped_units))
+    if res.dropped_units:
+        out.notes.append(dict(outcome=o.id, specification=MAIN, note=(
+            f"SDID uses a balanced panel: {len(res.dropped_units)} LAs with a missing year of "
+            f"{o.measure} are left out of it")))
+    if o.primary:
+        pe = per_unit_placebo(df, outcome=o.measure, unit="la_code", time="year",
+                              first_treated="first_treated", estimator="sdid", alpha=inf.alpha)
+        names = panel.drop_duplicates("la_code").set_index("la_code")["la_name"]
+        out.pilot_effects = pd.DataFrame({
+            "outcome": o.id, "la_code": pe["unit"].astype(str).to_numpy(),
+            "la_name": pe["unit"].map(names).to_numpy(), "estimate": pe["estimate"].to_numpy(),
+            "ci_low": pe["ci_low"].to_numpy(), "ci_high": pe["ci_high"].to_numpy(),
+            "p_value": pe["p_value"].to_numpy(), "pre_rmse": pe["pre_rmse"].to_numpy(),
+            "onset": pe["onset"].to_numpy(), "n_placebo": pe["n_placebo"].to_numpy(),
+            "placebo_estimates": [";".join(f"{x:.6g}" for x in a) for a in pe["placebo_estimates"]]})
+
+
 def child_lpm_estimates(design: StudyDesign, runs: list[Run], outputs: dict[Run, RunOutput],
                         processed_dir: Path) -> list[dict]:
     """Child-level DiD beside the LA-level one, for every run of a child-level outcome.
@@ -250,15 +458,15 @@ def child_lpm_estimates(design: StudyDesign, runs: list[Run], outputs: dict[Run,
     A child-level model like the published evaluation's (:mod:`analysis.childlevel.did`,
     which says how they differ): a linear probability model on one row per child
     record (a period of care, a referral) with LA and year fixed effects,
-    standard errors clustered by LA, t with G - 1 degrees of freedom. It is fitted on the run's matched LAs and years, each child
-    weighted by its LA's matching weight, from the LA-year counts the data stage
+    standard errors clustered by LA, t with G - 1 degrees of freedom. It is
+    fitted on the run's matched LAs and years, each child weighted by its
+    LA's matching weight, from the LA-year counts the data stage
     keeps in child-level mode (``childlevel_counts.csv``), which give exactly
     the child-row estimate. Unlike the LA-level TWFE, which weighs every LA-year
     alike, it weighs LA-years by their number of children. Estimates are in
     percentage points (estimator ``child_lpm``, inference ``cluster``). Returns
     no rows when the counts file is absent (public mode).
     """
-
     path = Path(processed_dir) / COUNTS_FILE
     wanted = [r for r in runs if design.outcome(r.outcome).source == "child_level"
               and outputs[r].sample is not None]
@@ -303,17 +511,26 @@ def _direction_word(o: Outcome, estimate: float) -> str:
 
 
 def diagnostics_outcomes(diagnostics: dict[tuple[str, str], RunOutput]) -> set[str]:
+    """Outcome ids that have diagnostics (keys are ``(outcome, specification)``)."""
     return {k[0] for k in diagnostics}
 
 
 def grade_outcomes(design: StudyDesign, estimates: pd.DataFrame,
-                   diagnostics: dict[tuple[str, str], RunOutput]) -> pd.DataFrame:
-    """One evidence grade per outcome from the main specification and the sensitivity runs.
+                   diagnostics: dict[tuple[str, str], RunOutput],
+                   panel: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One evidence grade and one verdict per outcome, from the main specification and its checks.
 
-    The primary p-value is the larger of the wild bootstrap and randomization
-    p-values (``evidence.primary_p_value`` in the design); the interval is the
-    wild bootstrap's; sign agreement is the share of the other specifications
-    (each leave-one-out run counted once) whose TWFE estimate has the main sign.
+    Everything comes from the primary inference, the wild cluster bootstrap
+    (``evidence.primary_p_value`` in the design): the interval, the p-value, the
+    pre-trend test (its joint Wald test of the leads), the equivalence test and
+    the minimum detectable effect. Randomization inference is reported beside it
+    (``p_randomization``, ``ri_ci_low``, ``ri_ci_high``). Sign agreement is the
+    share of the sensitivity specifications actually run for the outcome (each
+    leave-one-out run counted once; prior-use subgroups are contrasts, not checks)
+    whose estimate agrees in sign within ``sign_tolerance`` standard errors.
+    p-values are adjusted across outcomes: Holm across the primary outcomes
+    (family-wise), Benjamini-Hochberg across all (false discovery rate);
+    ``p_adjusted`` holds the first for primary outcomes and the second for the rest.
     """
     rows = []
     th = design.evidence.threshold_values()
@@ -326,25 +543,100 @@ def grade_outcomes(design: StudyDesign, estimates: pd.DataFrame,
         if main.empty:
             continue
         wb, ri = main.loc["wild_bootstrap"], main.loc["randomization"]
-        primary_p = max(wb["p_value"], ri["p_value"])
-        others = e[(e["specification"] != MAIN) & (e["inference"] == "cluster")]
-        sign = np.sign(wb["estimate"])
-        agree = float((np.sign(others["estimate"]) == sign).mean()) if len(others) else math.nan
         diag = diagnostics[(o.id, MAIN)]
-        g = grade_evidence(primary_p, wb["ci_low"], wb["ci_high"], diag.pretrend_p,
-                           diag.max_abs_smd, agree, th)
+        se_main = float(main.loc["cluster", "std_error"])
+        others = e[(e["specification"] != MAIN) & (e["inference"] == "wild_bootstrap")
+                   & ~e["specification"].isin(CONTRAST_SPECS)]
+        agree_flags = [sign_agrees(wb["estimate"], se_main, x, th["sign_tolerance"]) for x in others["estimate"]]
+        agree = float(np.mean(agree_flags)) if agree_flags else math.nan
+        pretrend = diag.pretrend_p_wb if np.isfinite(diag.pretrend_p_wb) else diag.pretrend_p
+        g = grade_evidence(wb["p_value"], wb["ci_low"], wb["ci_high"], pretrend, diag.max_abs_smd, agree, th)
+        other_smd = [d.max_abs_smd for (oid, spec), d in diagnostics.items()
+                     if oid == o.id and spec != MAIN and np.isfinite(d.max_abs_smd)]
+        balance_main = bool(np.isfinite(diag.max_abs_smd) and diag.max_abs_smd < th["max_smd"])
+        balance_other = any(s < th["max_smd"] for s in other_smd)
+        x = diag.extras
+        # A design check errs on the side of failing: parallel trends count as rejected when
+        # either the wild bootstrap Wald test or the cluster-robust F test rejects them.
+        check_p = float(np.nanmin([pretrend, diag.pretrend_p])) if np.isfinite([pretrend, diag.pretrend_p]).any() \
+            else math.nan
+        v = verdict(g, equivalence_p=x.get("equivalence_p", math.nan), pretrend_p=check_p,
+                    balance_ok_main=balance_main, balance_ok_any_other=balance_other, thresholds=th,
+                    alpha=design.inference.alpha)
+        direction = {"higher_is_better": "higher", "lower_is_better": "lower"}.get(o.direction)
+        if direction:
+            ro = power_mod.interval_rules_out(wb["ci_low"], wb["ci_high"], direction)
+            improvement, deterioration = float(ro.improvement), float(ro.deterioration)
+        else:
+            improvement = deterioration = math.nan
+        median_den, children = _effect_in_children(o, panel, design, wb["estimate"])
         rows.append(dict(outcome=o.id, measure=o.measure, label=o.label, family=o.family,
                          direction=o.direction, primary=o.primary, grade=g.level,
                          estimate=wb["estimate"], ci_low=wb["ci_low"], ci_high=wb["ci_high"],
                          p_wild_bootstrap=wb["p_value"], p_randomization=ri["p_value"],
-                         p_cluster=main.loc["cluster", "p_value"], primary_p=primary_p,
-                         pretrend_p=diag.pretrend_p, max_abs_smd=diag.max_abs_smd,
+                         p_cluster=main.loc["cluster", "p_value"], primary_p=wb["p_value"],
+                         pretrend_p=pretrend, max_abs_smd=diag.max_abs_smd,
                          sign_agreement=agree, n_sensitivity=int(len(others)),
                          effect=_direction_word(o, wb["estimate"]),
                          limiting="; ".join(c.name for c in g.criteria if c.ceiling == g.level
                                             and c.passed is not True) if g.level != "high" else "",
-                         reasons=" | ".join(g.reasons)))
-    return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
+                         reasons=" | ".join(g.reasons),
+                         primary_inference="wild_bootstrap", onset=design.onset_for(o, MAIN),
+                         ri_ci_low=ri["ci_low"], ri_ci_high=ri["ci_high"],
+                         pretrend_p_cluster=diag.pretrend_p, balance_ok_other=balance_other,
+                         verdict=v.text, verdict_reasons=" | ".join(v.reasons),
+                         leans=_direction_word(o, wb["estimate"]),
+                         mde=x.get("mde", math.nan), sesoi=o.sesoi,
+                         equivalence_p=x.get("equivalence_p", math.nan),
+                         honest_ci_low=x.get("honest_ci_low", math.nan),
+                         honest_ci_high=x.get("honest_ci_high", math.nan),
+                         breakdown_rm=x.get("breakdown_rm", math.nan),
+                         rules_out_improvement=improvement, rules_out_deterioration=deterioration,
+                         median_denominator=median_den, effect_in_children=children))
+    out = pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
+    if not out.empty:
+        prim = out["primary"].astype(bool).to_numpy()
+        p = out["primary_p"].to_numpy(float)
+        holm = np.full(len(out), math.nan)
+        holm[prim] = power_mod.holm(p[prim])
+        out["p_holm"] = holm
+        out["p_bh"] = power_mod.benjamini_hochberg(p)
+        out["p_adjusted"] = np.where(prim, out["p_holm"], out["p_bh"])
+        # the breakdown value is only defined where the interval at Mbar = 0 excludes zero
+        out["breakdown_rm"] = out["breakdown_rm"].astype(float)
+    return out
+
+
+#: Per outcome: the panel column whose count the measure is a share or rate of, and the
+#: unit the effect is expressed in (a share of referrals, a rate per 10,000 children).
+DENOMINATORS = {"rereferral_pct": ("referrals", 100.0, "re-referrals"),
+                "cpp_second_subsequent_pct": ("cpp_starts", 100.0, "repeat child protection plans"),
+                "cla_ceased_sgo_pct": ("cla_ceased", 100.0, "children leaving care through an SGO"),
+                "assessments_45wd_pct": ("assessments", 100.0, "assessments within 45 working days"),
+                "cpp_starts_rate_per10k": ("pop_0_17", 10000.0, "child protection plans starting"),
+                "cin_rate_per10k": ("pop_0_17", 10000.0, "children in need"),
+                "cla_rate_per10k": ("pop_0_17", 10000.0, "children looked after"),
+                "cla_starts_rate_per10k": ("pop_0_17", 10000.0, "children starting to be looked after"),
+                "s47_rate_per10k": ("pop_0_17", 10000.0, "section 47 enquiries"),
+                "cla_foster_pct": ("cla_31mar", 100.0, "children in foster placements")}
+
+
+def _effect_in_children(o: Outcome, panel: pd.DataFrame | None, design: StudyDesign,
+                        estimate: float) -> tuple[float, float]:
+    """The estimate in children a year for a pilot of median size (its denominator's median).
+
+    Returns ``(median denominator over the pilots in their post-period, children a year)``;
+    NaN where the measure has no count denominator in the panel.
+    """
+    spec = DENOMINATORS.get(o.measure)
+    if panel is None or spec is None or spec[0] not in panel.columns or not np.isfinite(estimate):
+        return math.nan, math.nan
+    col, scale, _ = spec
+    treated = design.treated(o)
+    post = panel[panel["la_code"].isin(list(treated)) & (panel["year"] >= min(treated.values()))
+                 & panel["year"].isin(design.years(o))]
+    den = float(post.groupby("la_code")[col].mean().median())
+    return den, estimate * den / scale
 
 
 @dataclass
@@ -359,12 +651,20 @@ class StudyResults:
     balance: pd.DataFrame
     trends: pd.DataFrame
     notes: pd.DataFrame
+    power: pd.DataFrame = field(default_factory=pd.DataFrame)
+    honest_did: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pilot_effects: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sdid_weights: pd.DataFrame = field(default_factory=pd.DataFrame)
+    contrasts: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def tables(self) -> dict[str, pd.DataFrame]:
+        """``{file name: table}`` of every results table, as written to ``results/``."""
         return {"estimates.csv": self.estimates, "evidence.csv": self.evidence,
                 "event_study.csv": self.event_study, "group_time.csv": self.group_time,
                 "matched_pairs.csv": self.pairs, "balance.csv": self.balance,
-                "trends.csv": self.trends, "notes.csv": self.notes}
+                "trends.csv": self.trends, "notes.csv": self.notes, "power.csv": self.power,
+                "honest_did.csv": self.honest_did, "pilot_effects.csv": self.pilot_effects,
+                "sdid_weights.csv": self.sdid_weights, "contrasts.csv": self.contrasts}
 
 
 _WORKER: dict[str, Any] = {}
@@ -421,7 +721,6 @@ def run_study(panel_path: Path | None = None, design_path: Path | None = None, *
         runs whose inputs are unchanged, which are not run again, and
         ``cache.save(panel, design, outputs)`` keeps the runs just computed.
     """
-
     panel_path = Path(panel_path or PROCESSED_DIR / "panel.csv")
     design_path = Path(design_path or DESIGN_PATH)
     panel = load_panel(panel_path)
@@ -436,7 +735,10 @@ def run_study(panel_path: Path | None = None, design_path: Path | None = None, *
                for o in absent if outcomes is None or o.id in outcomes]
     if absent:
         design = dataclasses.replace(design, outcomes=tuple(o for o in design.outcomes if o not in absent))
-    runs = [r for r in plan_runs(design) if outcomes is None or r.outcome in outcomes]
+    runs = [r for r in plan_runs(design, panel) if outcomes is None or r.outcome in outcomes]
+    skipped += [dict(outcome=oid, specification=spec, note="not run: it reproduces the main specification "
+                     "for this outcome, so it is not counted as a robustness check")
+                for oid, spec in duplicate_specs(design) if outcomes is None or oid in outcomes]
     workers = workers or min(4, os.cpu_count() or 1)
     outputs: dict[Run, RunOutput] = {}
     per_outcome = {o.id: sum(r.outcome == o.id for r in runs) for o in design.outcomes
@@ -474,14 +776,55 @@ def run_study(panel_path: Path | None = None, design_path: Path | None = None, *
         frames = [getattr(o, attr) for o in ordered if getattr(o, attr) is not None]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
-    return StudyResults(estimates=estimates, evidence=grade_outcomes(design, estimates, diagnostics),
+    return StudyResults(estimates=estimates, evidence=grade_outcomes(design, estimates, diagnostics, panel),
                         event_study=cat("event_study"), group_time=cat("group_time"),
                         pairs=cat("pairs"), balance=cat("balance"), trends=cat("trends"),
                         notes=pd.DataFrame([n for o in ordered for n in o.notes] + skipped,
-                                           columns=["outcome", "specification", "note"]))
+                                           columns=["outcome", "specification", "note"]),
+                        power=cat("power"), honest_did=cat("honest"), pilot_effects=cat("pilot_effects"),
+                        sdid_weights=cat("sdid_weights"), contrasts=contrasts(design, estimates))
+
+
+def contrasts(design: StudyDesign, estimates: pd.DataFrame) -> pd.DataFrame:
+    """Pre-declared contrasts between specifications, per outcome, with an interval.
+
+    - ``similar_models``: main minus ``exclude_similar_models`` (does the estimate grow
+      when LAs running similar models leave the comparators, as the 2021 evaluation
+      found?); ``grows`` says whether its magnitude grows;
+    - ``prior_use``: ``pilots_new_to_sos`` minus ``pilots_experienced`` (does prior use
+      bias the estimate towards zero?).
+
+    The standard error of a difference is ``sqrt(se1^2 + se2^2)`` from the two
+    cluster-robust standard errors, t with G - 1 degrees of freedom of the smaller
+    sample: conservative when, as here, the two estimates share pilots or
+    comparators and are positively correlated; for two disjoint pilot groups it
+    treats them as independent.
+    """
+    rows = []
+    cl = estimates[(estimates["estimator"] == "twfe") & (estimates["inference"] == "cluster")]
+    pairs = {"similar_models": (MAIN, "exclude_similar_models"),
+             "prior_use": ("pilots_new_to_sos", "pilots_experienced")}
+    for o in design.outcomes:
+        e = cl[cl["outcome"] == o.id].set_index("specification")
+        for name, (a, b) in pairs.items():
+            if a not in e.index or b not in e.index:
+                continue
+            ea, eb = e.loc[a], e.loc[b]
+            diff = float(ea["estimate"] - eb["estimate"])
+            se = math.sqrt(float(ea["std_error"]) ** 2 + float(eb["std_error"]) ** 2)
+            g = int(min(ea["n_treated"] + ea["n_comparison"], eb["n_treated"] + eb["n_comparison"]))
+            q = float(stats.t.ppf(1 - design.inference.alpha / 2, max(g - 1, 1)))
+            p = float(2 * stats.t.sf(abs(diff) / se, max(g - 1, 1))) if se > 0 else math.nan
+            grows = bool(abs(eb["estimate"]) > abs(ea["estimate"])) if name == "similar_models" else None
+            rows.append(dict(outcome=o.id, contrast=name, first=a, second=b,
+                             estimate_first=float(ea["estimate"]), estimate_second=float(eb["estimate"]),
+                             difference=diff, std_error=se, ci_low=diff - q * se, ci_high=diff + q * se,
+                             p_value=p, grows=grows))
+    return pd.DataFrame(rows, columns=["outcome", "contrast", "first", "second", "estimate_first",
+                                       "estimate_second", "difference", "std_error", "ci_low", "ci_high",
+                                       "p_value", "grows"])
 
 
 def write_results(results: StudyResults, out_dir: Path | None = None) -> list[Path]:
     """Write every results table atomically into ``results/`` (default)."""
-
     return write_atomically(results.tables(), Path(out_dir or RESULTS_DIR))

@@ -63,11 +63,14 @@ SPEC_KEYS: dict[str, type | tuple[type, ...]] = {
     "pilots": str,                     # only the pilots of one prior-use group (PRIOR_USE_GROUPS)
     # issue 15: every donor, unmatched
     "all_donors": bool,
+    # issue 15: the matching of the first edition, kept as a named specification
+    "first_year": int,                 # no outcome year before this one
+    "legacy_matching": bool,           # no hold-out pre-year; context "first_onset" read as "next"
 }
 #: Prior use of Signs of Safety before the programme, read from each pilot's ``prior_sos``.
 PRIOR_USE_GROUPS = ("new_to_sos", "experienced")
 MATCHING_METHODS = ("optimal", "greedy_closest", "greedy_hardest_first")
-CONTEXT_AT = ("last", "mean", "next")
+CONTEXT_AT = ("last", "mean", "next", "first_onset")
 BOOTSTRAP_WEIGHTS = ("rademacher", "webb", "mammen")
 
 
@@ -224,6 +227,16 @@ class Specification:
         return self.changes.get("pilots")
 
     @property
+    def first_year(self) -> int | None:
+        """No outcome year before this one (None: each outcome's own first year)."""
+        return self.changes.get("first_year")
+
+    @property
+    def legacy_matching(self) -> bool:
+        """The first edition's matching: every pre-year matched on, Ofsted at the year after them."""
+        return bool(self.changes.get("legacy_matching", False))
+
+    @property
     def all_donors(self) -> bool:
         """No matching: every pilot against every eligible donor, unweighted."""
         return bool(self.changes.get("all_donors", False))
@@ -258,6 +271,9 @@ class Matching:
     region_penalty: float
     region_exact: bool
     context: tuple[ContextVariable, ...]
+    #: Hold the last pre-year out of matching when an outcome has at least this many
+    #: pre-years (0: never), so the event study's last lead is an out-of-sample check.
+    holdout_min_pre_years: int = 0
 
 
 @dataclass(frozen=True)
@@ -452,10 +468,36 @@ class StudyDesign:
             "caliper": m.caliper, "caliper_action": m.caliper_action,
             "region_penalty": m.region_penalty, "region_exact": m.region_exact,
             "context": [v.name for v in m.context],
-            "context_at": {v.name: v.at for v in m.context},
+            # "first_onset" variables are read by the study runner from the earliest wave's
+            # first treated year and enter matching as a constant ("last").
+            "context_at": {v.name: (("next" if self.spec(spec).legacy_matching else "last")
+                                    if v.at == "first_onset" else v.at) for v in m.context},
             "log_vars": [v.name for v in m.context if v.log],
             "missing_category": [v.name for v in m.context if v.missing_category],
         }
+
+    def earliest_onset_year(self) -> int:
+        """First treated reporting year of the earliest wave (2015 for wave one)."""
+        return min(w.first_treated_year for w in self.waves.values())
+
+    def fixed_year_context(self, spec: str | Specification | None = None) -> dict[str, int]:
+        """Context variables measured in one year for every outcome: ``{name: year}``.
+
+        ``at: first_onset`` variables (the Ofsted judgement) are taken in the earliest
+        wave's first treated year, the judgement in force at its start, so they
+        predate every onset; the ``legacy_matching`` specification reads them as "next".
+        """
+        if self.spec(spec).legacy_matching:
+            return {}
+        return {v.name: self.earliest_onset_year() for v in self.matching.context if v.at == "first_onset"}
+
+    def matching_pre_years(self, outcome: str | Outcome, spec: str | Specification | None = None) -> list[int]:
+        """The pre-years matched on: all of them, less the last when there are enough (hold-out)."""
+        pre = self.pre_years(outcome, spec)
+        n = self.matching.holdout_min_pre_years
+        if n and len(pre) >= n and not self.spec(spec).legacy_matching:
+            return pre[:-1]
+        return pre
 
     def pre_years(self, outcome: str | Outcome, spec: str | Specification | None = None) -> list[int]:
         """Years of ``outcome`` before the earliest first treated year under ``spec``.
@@ -494,7 +536,8 @@ class StudyDesign:
         o = outcome if isinstance(outcome, Outcome) else self.outcome(outcome)
         s = self.spec(spec)
         last = min(o.last_year, s.last_year) if s.last_year is not None else o.last_year
-        return [y for y in range(o.first_year, last + 1) if y not in s.drop_years]
+        first = max(o.first_year, s.first_year) if s.first_year is not None else o.first_year
+        return [y for y in range(first, last + 1) if y not in s.drop_years]
 
     # --- comparators
     def donor_pool(self, spec: str | Specification | None = None) -> list[str]:
@@ -778,6 +821,8 @@ def load_design(path: Path | str = DESIGN_PATH, *,
                 c.integer(cv, kk, low=1)
             elif ck == "max_event_time":
                 c.integer(cv, kk, low=0)
+            elif ck == "first_year":
+                c.integer(cv, kk, low=2000)
             elif ck == "pilots":
                 c.choice(cv, kk, PRIOR_USE_GROUPS)
             elif ck == "last_year":
@@ -793,7 +838,7 @@ def load_design(path: Path | str = DESIGN_PATH, *,
     # matching
     m = c.mapping(top["matching"], "matching",
                   allowed={"k", "replace", "method", "caliper", "caliper_action", "region_penalty",
-                           "region_exact", "context"},
+                           "region_exact", "context", "holdout_min_pre_years"},
                   required={"k", "replace", "method", "context"})
     cvars, names = [], set()
     for i, v in enumerate(c.seq(m["context"], "matching.context")):
@@ -818,7 +863,9 @@ def load_design(path: Path | str = DESIGN_PATH, *,
         caliper_action=c.choice(m.get("caliper_action", "drop"), "matching.caliper_action", ("flag", "drop")),
         region_penalty=_non_negative(c, m.get("region_penalty", 1.0), "matching.region_penalty"),
         region_exact=c.boolean(m.get("region_exact", False), "matching.region_exact"),
-        context=tuple(cvars))
+        context=tuple(cvars),
+        holdout_min_pre_years=c.integer(m.get("holdout_min_pre_years", 0), "matching.holdout_min_pre_years",
+                                        low=0))
 
     # inference
     inf = c.mapping(top["inference"], "inference",

@@ -7,8 +7,9 @@
 - pilot profiles: each pilot's comparators are exactly those of
   ``results/matched_pairs.csv`` (synthetic pairs always; the real results when
   computed), the notes say why a pilot is left out, the figure draws the mean
-  of the right comparators, and the chapter has one section and one named
-  figure per pilot of the design;
+  of the right comparators, and the chapter has one section per pilot of the
+  design with two named figures (its series; its own estimate among the
+  donors' placebo estimates, whose values ``tests/test_robustness.py`` checks);
 - rebuild guide: the Makefile recipes and the ``estimate`` options are read
   from the real files; the environment variables the chapter names are the
   ones the code reads;
@@ -307,8 +308,14 @@ def test_profiles_chapter_has_one_section_and_figure_per_pilot():
         assert f'appendices.profile_figure("{p.la_code}")' in text
         assert f'appendices.show_comparators("{p.la_code}")' in text
         assert f"{{glue:md}}`profile_{p.la_code}`" in text
+        # its own estimates (issue 15.4): how noisy, the table, the placebo figure
+        assert f"{{glue:md}}`profile_noise_{p.la_code}`" in text
+        assert f'appendices.show_pilot_estimates("{p.la_code}")' in text
+        assert text.count(f"name: fig-placebo-{p.la_code}") == 1
+        assert f'robustness.placebo_plot("{p.la_code}")' in text
     # every figure cell has a caption and alt text
-    assert text.count("caption: |") == text.count("name: fig-profile-") == text.count("alt: ")
+    n_figures = text.count("name: fig-profile-") + text.count("name: fig-placebo-")
+    assert text.count("caption: |") == n_figures == text.count("alt: ") == 2 * len(d.pilots)
 
 
 # --------------------------------------------------------------------------- rebuild guide

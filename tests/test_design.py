@@ -117,7 +117,8 @@ def test_design_feeds_matching_and_evidence(design):
     from analysis.methods.matching import match_comparators
 
     kw = design.matching_kwargs("k5")
-    assert kw["k"] == 5 and kw["replace"] is False and kw["context_at"]["ofsted_overall"] == "next"
+    # Ofsted is read by the study runner in the earliest onset year, then enters as a constant
+    assert kw["k"] == 5 and kw["replace"] is False and kw["context_at"]["ofsted_overall"] == "last"
     assert kw["missing_category"] == ["ofsted_overall"]
     # Every key is an argument of match_comparators.
     inspect.signature(match_comparators).bind_partial(**kw)
@@ -287,3 +288,30 @@ def test_leave_one_out_runs_only_over_pilots_in_the_sample():
     panel = pd.DataFrame(rows)
     loo = [r.left_out for r in plan_runs(d, panel) if r.outcome == "rereferrals" and r.spec == "leave_one_out"]
     assert norfolk not in loo and len(loo) == len(d.treated("rereferrals")) - 1
+
+
+def test_matching_uses_what_was_known_before_every_onset():
+    """Issue 15: looked-after shares from 2011, a held-out pre-year, Ofsted before every onset."""
+    import datetime as dt
+
+    d = load_design()
+    # the Ofsted judgement is read in the earliest onset year for every outcome and spec but the legacy one
+    ofsted = d.fixed_year_context()
+    assert ofsted == {"ofsted_overall": d.earliest_onset_year()} == {"ofsted_overall": 2015}
+    for o in d.outcomes:
+        for spec in d.specifications:
+            if d.spec(spec).legacy_matching:
+                continue
+            year = d.fixed_year_context(spec)["ofsted_overall"]
+            assert all(year <= first for first in d.treated(o, spec).values())
+    # "in force at the start of reporting year 2015" is 1 April 2014, before wave one began
+    assert dt.date(year - 1, 4, 1) < min(w.start for w in d.waves.values())
+    # the first edition read it in the year after each outcome's pre-period: 2018 for wave-two outcomes
+    assert d.matching_kwargs("main_2026_11")["context_at"]["ofsted_overall"] == "next"
+    assert d.pre_years("assessment_timeliness")[-1] + 1 == 2018
+    # looked-after shares use every pre-year from 2011; the last is held out of matching
+    assert d.pre_years("sgo_exits") == [2011, 2012, 2013, 2014]
+    assert d.matching_pre_years("sgo_exits") == [2011, 2012, 2013]
+    assert d.pre_years("foster_share")[0] == 2011
+    assert d.matching_pre_years("rereferrals") == d.pre_years("rereferrals") == [2013, 2014]
+    assert d.years("sgo_exits", "main_2026_11")[0] == 2013

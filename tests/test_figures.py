@@ -394,3 +394,89 @@ def test_figures_are_not_tracked_by_pyplot():
     before = set(plt.get_fignums())
     trend_plot(_trends(), outcome_label="x", first_treated_years=[2015])
     assert set(plt.get_fignums()) == before
+
+
+# ------------------------------------------------------------------ trends: counterfactual, estimate, title
+
+def test_trend_plot_counterfactual_estimate_band_and_title():
+    t = _trends()
+    cf = pd.DataFrame({"year": [2014, 2015, 2016], "mean": [11.0, 11.4, 11.9]})
+    est = dict(estimate=0.5, ci_low=-1.0, ci_high=2.0, text="Estimated effect +0.5")
+    fig = trend_plot(t, outcome_label="x", first_treated_years=[2015], show_pool=False,
+                     counterfactual=cf, estimate=est, title="No clear change in x after Signs of Safety began")
+    ax = fig.axes[0]
+    line = _line(ax, "counterfactual")
+    np.testing.assert_allclose(line.get_ydata(), cf["mean"])
+    band = next(c for c in ax.collections if c.get_gid() == "estimate")
+    ys = band.get_paths()[0].vertices[:, 1]
+    # from the first treated year: counterfactual + ci_low .. counterfactual + ci_high
+    assert ys.min() == pytest.approx(11.4 - 1.0) and ys.max() == pytest.approx(11.9 + 2.0)
+    assert [x.get_text() for x in ax.texts if x.get_gid() == "estimate_text"] == ["Estimated effect +0.5"]
+    assert [x.get_text() for x in fig.texts if x.get_gid() == "title"] == \
+        ["No clear change in x after Signs of Safety began"]
+    legend = [x.get_text() for x in fig.legends[0].get_texts()]
+    assert legend[:2] == ["Pilot LAs (10)", "Matched comparators (20)"]
+    assert figures.COUNTERFACTUAL_LABEL in legend and figures.ESTIMATE_BAND_LABEL in legend
+    with pytest.raises(ValueError, match="give both"):
+        trend_plot(t, outcome_label="x", first_treated_years=[2015], estimate=est)
+
+
+def test_event_study_interval_label_in_legend():
+    fig = event_study_plot(_coefs(), interval_label="95% interval: wild cluster bootstrap")
+    legend = [x.get_text() for x in fig.legends[0].get_texts()]
+    assert legend[-1] == "95% interval: wild cluster bootstrap"
+
+
+# ------------------------------------------------------------------ power curve, HonestDiD
+
+def _power() -> pd.DataFrame:
+    m = np.round(np.arange(0, 2.01, 0.25), 2)
+    return pd.DataFrame({"outcome": "x", "effect_in_mdes": m, "effect": 4.0 * m,
+                         "power": np.clip(0.05 + 0.75 * m, 0, 1)})
+
+
+def test_power_curve_plots_its_input_with_mde_and_sesoi():
+    p = _power()
+    fig = figures.power_curve_plot(p, mde=4.0, unit="percentage points", sesoi=1.3)
+    assert isinstance(fig, Figure)
+    _not_empty(fig)
+    ax = fig.axes[0]
+    curve = _line(ax, "power")
+    np.testing.assert_allclose(curve.get_xdata(), p["effect"])
+    np.testing.assert_allclose(curve.get_ydata(), 100 * p["power"])
+    assert set(_line(ax, "mde").get_xdata()) == {4.0}
+    assert set(_line(ax, "sesoi").get_xdata()) == {1.3}
+    assert set(_line(ax, "target").get_ydata()) == {80.0}
+    assert _rgb(curve.get_color()) == _rgb(PILOT_COLOUR)
+    assert "percentage points" in ax.get_xlabel()
+    legend = [x.get_text() for x in fig.legends[0].get_texts()]
+    assert legend[1].startswith("Minimum detectable effect (4.00)")
+    with pytest.raises(ValueError, match="power"):
+        figures.power_curve_plot(p.drop(columns="power"), mde=4.0)
+
+
+def _honest() -> pd.DataFrame:
+    rows = [dict(method=m, M=x, ci_low=-1 - 3 * x, ci_high=2 + 3 * x)
+            for m in ("relative_magnitudes", "smoothness") for x in (0.0, 0.5, 1.0, 1.5)]
+    return pd.DataFrame(rows)
+
+
+def test_honest_did_plot_bars_equal_intervals():
+    h = _honest()
+    fig = figures.honest_did_plot(h, unit="points", breakdown=0.7)
+    axes = fig.axes
+    assert [ax.get_title("left") for ax in axes] == ["Relative magnitudes", "Smoothness"]
+    for ax, method in zip(axes, ["relative_magnitudes", "smoothness"]):
+        d = h[h["method"] == method]
+        (bars,) = ax.containers
+        segs = np.array(bars.lines[2][0].get_segments())
+        got = sorted((s[0][0], min(s[0][1], s[1][1]), max(s[0][1], s[1][1])) for s in segs)
+        want = sorted(zip(d["M"], d["ci_low"], d["ci_high"]))
+        np.testing.assert_allclose(np.array(got), np.array(want))
+        assert set(_line(ax, "zero").get_ydata()) == {0}
+    assert set(_line(axes[0], "breakdown").get_xdata()) == {0.7}
+    assert not [ln for ln in axes[1].get_lines() if ln.get_gid() == "breakdown"]
+    one = figures.honest_did_plot(h[h["method"] == "smoothness"])
+    assert len(one.axes) == 1
+    with pytest.raises(ValueError, match="known method"):
+        figures.honest_did_plot(h.assign(method="other"))

@@ -63,10 +63,11 @@ def test_norfolk_2014_rereferrals_suppressed_is_missing_not_zero(panel, build):
     (BEXLEY, 2018, "cpp_starts", 232),                # d3 line 1297
     (WAKEFIELD, 2016, "cin_31mar", 2243),             # b1 line 1538, At31_episodes
     (NORFOLK, 2025, "cla_31mar", 1069),               # cla_number_and_rate (2025) line 297
-    (NORFOLK, 2025, "cla_rate_per10k", 62),           # same line
+    (NORFOLK, 2025, "cla_rate_per10k_published", 62),  # same line (the panel derives 1069 / 171830)
+    (NORFOLK, 2025, "cla_rate_per10k", 1069 / 171830 * 1e4),  # counts / ONS mid-2024, every year
     (NORFOLK, 2024, "pop_0_17", 170640),              # ONS mid-2023, line 260
     (WEST_SUSSEX, 2019, "sw_turnover_pct", 10.0),     # csww_indicators line 1089, turnover_rate_fte
-    (LINCOLNSHIRE, 2014, "cla_31mar", 606),           # SFR36_CLA2014.csv line 155
+    (LINCOLNSHIRE, 2014, "cla_31mar", 602),           # CLA2018.csv line 155 (revised; 606 in SFR36_CLA2014)
     (SUFFOLK, 2012, "cla_31mar", 781),                # SFR20_CLA2012.csv line 161
     (WAKEFIELD, 2018, "assessments_45wd_pct", 51.3),  # LAIT 2025 parquet row 260751
     (BEXLEY, 2022, "s47_rate_per10k", 184.5),         # LAIT 2025 parquet row 132605

@@ -17,7 +17,9 @@ Chapters call:
   :func:`practice_model_sources`, :func:`register_changes_table`;
 * :func:`comparators_table`, :func:`comparators_overview` /
   :func:`comparators_overview_styler`, :func:`all_comparators_long`,
-  :func:`show_comparators`, :func:`profile_markdown`, :func:`profile_figure`;
+  :func:`show_comparators`, :func:`profile_markdown`, :func:`profile_figure`,
+  :func:`show_pilot_estimates` (each pilot's own estimates, from
+  :mod:`analysis.book.robustness`);
 * :func:`glue_rebuild`, :func:`make_targets_table` / :func:`make_targets_styler`,
   :func:`cli_commands_table` / :func:`cli_commands_styler`,
   :func:`cli_options_table` / :func:`cli_options_styler`.
@@ -37,6 +39,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from analysis.book import figures as F
+from analysis.book import robustness
 from analysis.book.chapters import (
     PROCESSED_DIR,
     design,
@@ -572,7 +575,8 @@ def comparators_overview_styler(table: pd.DataFrame):
     """:func:`comparators_overview` in a smaller font, so that its columns fit the page."""
     return (table.style.hide(axis="index")
             .set_table_styles([{"selector": "", "props": "font-size: 0.85em;"}])
-            .set_properties(**{"vertical-align": "top"}))
+            .set_properties(**{"vertical-align": "top"})
+            .set_properties(subset=["Pilot"], **{"white-space": "nowrap"}))
 
 
 def all_comparators_long(pairs: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -598,6 +602,18 @@ def show_comparators(la_code: str) -> None:
     display(download_link(pairs[pairs["treated_code"] == la_code],
                           f"comparators_{la_code}.csv",
                           "Download this pilot's comparators for every outcome (CSV)"))
+
+
+def show_pilot_estimates(la_code: str) -> None:
+    """Display a pilot's own estimates (:func:`analysis.book.robustness.pilot_estimates_table`) and a CSV."""
+    from IPython.display import display
+
+    table = robustness.pilot_estimates_table(la_code)
+    display(robustness.styled(table, nowrap=["First treated year", "95% placebo interval",
+                                             "Interval width (pooled)", "Rank p-value"]))
+    pe = robustness.pilot_effects(la_code).drop(columns="placebo")
+    display(download_link(pe, f"own_estimates_{la_code}.csv",
+                          "Download this pilot's own estimates with every donor's placebo estimate (CSV)"))
 
 
 def _prior_sentence(text: str) -> str:
@@ -638,6 +654,7 @@ def glue_profiles() -> None:
     d = design()
     for p in d.pilots:
         glue_md(f"profile_{p.la_code}", profile_markdown(p.la_code, design=d))
+        glue_md(f"profile_noise_{p.la_code}", robustness.pilot_noise_markdown(p.la_code))
     prim = primary_outcomes(d)
     glue_md("profiles_n_pilots", _words(len(d.pilots)))
     glue_md("profiles_n_primary", _words(len(prim)))
@@ -702,7 +719,7 @@ def profile_figure(la_code: str, outcomes: Sequence | None = None, *, panel: pd.
         raise ValueError(f"profile_figure: {la_code} is not in the panel")
     onsets_shown: set[int] = set()
     with F.house_style():
-        fig, axes = F._subplots(nrows, ncols, figsize=(F._MAIN_WIDTH, 2.7 * nrows + 0.7), squeeze=False)
+        fig, axes = F._subplots(nrows, ncols, figsize=(F._MAIN_WIDTH, 2.35 * nrows + 0.7), squeeze=False)
         for k, o in enumerate(outcomes):
             ax = axes[k // ncols][k % ncols]
             years = list(range(o.first_year, o.last_year + 1))

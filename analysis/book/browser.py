@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.core.paths import BUILD_DIR as BUILD
@@ -140,6 +142,114 @@ def single_page(singlehtml: Path) -> Path:
     page = singlehtml / "report.html"
     shutil.copyfile(root_doc, page)
     return page
+
+
+#: Height of the printed page's top and bottom margins (``@page`` in ``_static/report.css``),
+#: in PDF points: the running header and the page number live there, not the body.
+MARGIN_TOP_PT = 18 / 25.4 * 72
+MARGIN_BOTTOM_PT = 20 / 25.4 * 72
+#: A numbered figure caption ("Fig. 5 The study's ..."), which Sphinx prints below its image;
+#: the caption text starts with a capital, unlike a sentence citing it ("Fig. 5 shows ...").
+FIGURE_CAPTION = re.compile(r"^(?:Fig(?:ure)?\.?)\s*\d+\s+[A-Z\u2018\u201c'\"(]")
+#: A numbered table caption ("Table 3 Pilots ..."), which Sphinx prints above its table.
+TABLE_CAPTION = re.compile(r"^Table\.?\s*\d+\s+[A-Z\u2018\u201c'\"(]")
+
+
+@dataclass
+class PageCheck:
+    """What one printed page holds (see :func:`check_pages`)."""
+
+    number: int                     # 1-based
+    ink: float                      # share of the page's pixels that are not white (0-1)
+    chars: int                      # characters of text in the body (margins excluded)
+    first_line: str                 # the body's first line of text ('' when it has none)
+    last_line: str                  # the body's last line of text
+    images: list[tuple[float, float, float, float]]   # (left, bottom, right, top) of each image, points
+    image_scales: list[float]       # printed size / natural size of each image (natural: 150 dpi)
+    first_line_top: float = 0.0     # top of the first line, points from the page's foot
+    image_above_first_line: bool = False
+
+    @property
+    def caption_alone_on_top(self) -> bool:
+        """The body starts with a figure caption and no image above it: the figure is on the page before."""
+        return bool(FIGURE_CAPTION.match(self.first_line)) and not self.image_above_first_line
+
+    @property
+    def table_caption_at_foot(self) -> bool:
+        """The body ends with a table caption: its table went to the next page."""
+        return bool(TABLE_CAPTION.match(self.last_line))
+
+
+#: Resolution at which the book's figures are drawn (``analysis.book.figures``: PNG at 150 dpi).
+FIGURE_DPI = 150
+
+
+def check_pages(pdf: Path | str, scale: float = 0.5) -> list[PageCheck]:
+    """Measure every page of a PDF: non-white share, body text, first and last line, images.
+
+    Parameters
+    ----------
+    pdf : path
+        The printed report.
+    scale : float
+        Rendering scale (1 = 72 dpi) for the non-white share; a pixel counts as
+        ink when its darkest channel is below 245 of 255.
+
+    Returns
+    -------
+    list of PageCheck
+        One per page, in order. The body is the page less its ``@page``
+        margins (:data:`MARGIN_TOP_PT`, :data:`MARGIN_BOTTOM_PT`), so the
+        running header and page number are not counted as text. Lines are in
+        reading order (Chromium writes the text in document order).
+    """
+    # pypdfium2 (and numpy) are test dependencies (pyproject ``test`` extra), imported here
+    # so that printing (``pdf``, ``check``) keeps to the standard library.
+    import numpy as np
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    doc = pdfium.PdfDocument(str(pdf))
+    out = []
+    try:
+        for i in range(len(doc)):
+            page = doc[i]
+            width, height = page.get_size()
+            arr = page.render(scale=scale).to_numpy()
+            grey = arr if arr.ndim == 2 else arr[..., :3].min(axis=2)
+            ink = float(np.mean(grey < 245))
+            top, bottom = height - MARGIN_TOP_PT, MARGIN_BOTTOM_PT
+            tp = page.get_textpage()
+            n = tp.count_chars()
+            body = []
+            for k in range(n):
+                left, b, right, t = tp.get_charbox(k)
+                if right > left and b >= bottom - 1 and t <= top + 1:
+                    body.append((k, t))
+            text = tp.get_text_bounded(left=0, bottom=bottom, right=width, top=top) if body else ""
+            lines = [" ".join(x.split()) for x in text.splitlines()]
+            lines = [x for x in lines if x]
+            first_top = body[0][1] if body else 0.0
+            images, scales = [], []
+            for obj in page.get_objects(max_depth=5):
+                if obj.type != pdfium_c.FPDF_PAGEOBJ_IMAGE:
+                    continue
+                box = tuple(float(v) for v in obj.get_bounds())
+                if box[3] < bottom or box[1] > top:
+                    continue
+                images.append(box)
+                px_w = obj.get_px_size()[0]
+                scales.append((box[2] - box[0]) / (px_w / FIGURE_DPI * 72) if px_w else float("nan"))
+            above = any(box[1] >= first_top - 2 for box in images) if body else bool(images)
+            out.append(PageCheck(number=i + 1, ink=ink, chars=len("".join(text.split())),
+                                 first_line=lines[0] if lines else "", last_line=lines[-1] if lines else "",
+                                 images=images, image_scales=scales, first_line_top=first_top,
+                                 image_above_first_line=above))
+            tp.close()
+            page.close()
+    finally:
+        doc.close()
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,10 @@
 """Figures of the report: one function per figure type, each returning a Figure.
 
 House style: the UK Government Analysis Function's matplotlib style and
-colour-blind-safe palettes from ``afcharts``. Titles are set by the chapters'
-captions, so figures carry axis labels and legends only (facet labels on
-small multiples excepted).
+colour-blind-safe palettes from ``afcharts``. Captions are set by the chapters;
+figures carry axis labels and legends, facet labels on small multiples, and an
+active title (the chart's main message, generated from the estimates) only where
+the caller passes one (:func:`trend_plot`).
 
 Colours carry the same meaning throughout the book:
 
@@ -63,6 +64,9 @@ GROUP_STYLES: dict[str, dict] = {
                         markerfacecolor="white", markeredgewidth=1.5, linewidth=2, zorder=3),
     "donor pool": dict(color=CONTEXT_GREY, linestyle=":", marker=None, linewidth=2, zorder=2),
 }
+#: Legend labels of the counterfactual and the estimate of :func:`trend_plot`.
+COUNTERFACTUAL_LABEL = "Pilots had they changed as their comparators did"
+ESTIMATE_BAND_LABEL = "That path plus the estimated effect (95% interval)"
 #: Default legend label of each group of :func:`trend_plot`.
 GROUP_LABELS: dict[str, str] = {"pilots": "Pilot LAs", "comparators": "Matched comparators",
                                 "donor pool": "All eligible LAs"}
@@ -170,22 +174,29 @@ def _wrap(text: str, width: int) -> str:
     n_lines = int(np.ceil(len(text) / width))
     target = int(np.ceil(len(text) / n_lines))
     for w in range(target, width + 1):
-        lines = textwrap.wrap(text, w)
+        lines = textwrap.wrap(text, w, break_on_hyphens=False)
         if len(lines) <= n_lines:
             return "\n".join(lines)
-    return "\n".join(textwrap.wrap(text, width))
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False))
 
 
-def _legend_top(fig: Figure, handles, labels=None, *, ncols: int = 3) -> None:
+def _legend_top(fig: Figure, handles, labels=None, *, ncols: int = 3, title: str | None = None) -> None:
     """Figure legend in a band above the axes, left-aligned, then a tight layout below it.
 
     Falls back to fewer columns (more rows) when the legend would be wider
-    than the figure.
+    than the figure. With ``title``, an active title (the chart's main message,
+    bold, left-aligned) goes above the legend, wrapped to the figure's width.
     """
     labels = [h.get_label() for h in handles] if labels is None else list(labels)
     ncols = max(1, min(ncols, len(handles)))
+    top = 1.0
+    if title:
+        text = _wrap(title, int(fig.get_figwidth() * 9.5))
+        fig.text(0.0, 1.0, text, ha="left", va="top", fontsize=11, fontweight="bold",
+                 gid="title")
+        top = 1.0 - (0.22 * (text.count("\n") + 1) + 0.1) / fig.get_figheight()
     while True:
-        leg = fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.0, 1.0),
+        leg = fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.0, top),
                          ncols=ncols, borderaxespad=0.3, handlelength=2.4, columnspacing=1.2)
         width = leg.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
         if width <= fig.get_figwidth() - 0.05 or ncols == 1:
@@ -193,7 +204,7 @@ def _legend_top(fig: Figure, handles, labels=None, *, ncols: int = 3) -> None:
         leg.remove()
         ncols -= 1
     rows = int(np.ceil(len(handles) / ncols))
-    band = (0.27 * rows + 0.12) / fig.get_figheight()
+    band = (0.27 * rows + 0.12) / fig.get_figheight() + (1.0 - top)
     fig.tight_layout(rect=(0, 0, 1, 1 - band))
 
 
@@ -378,7 +389,8 @@ def love_plot(balance: pd.DataFrame, labels: Mapping[str, str] | None = None,
 def trend_plot(trends: pd.DataFrame, *, outcome_label: str, first_treated_years: Sequence[int],
                group_labels: Mapping[str, str] | None = None, show_pool: bool = True,
                onset_labels: Sequence[str] | None = None, show_n: bool = True,
-               ax=None) -> Figure:
+               counterfactual: pd.DataFrame | None = None, estimate: Mapping | None = None,
+               title: str | None = None, ax=None) -> Figure:
     """Mean outcome by year for pilots, matched comparators and (faint) the donor pool.
 
     Parameters
@@ -402,6 +414,19 @@ def trend_plot(trends: pd.DataFrame, *, outcome_label: str, first_treated_years:
         empty strings for none).
     show_n : bool
         Add "(n LAs)" to the legend labels when ``n_las`` is given.
+    counterfactual : DataFrame, optional
+        ``year``, ``mean``: the pilots' path had they changed as their
+        comparators did (the difference-in-differences counterfactual: the
+        comparators' change from the pre-period added to the pilots'
+        pre-period level). Drawn as a dark-blue dotted line without markers.
+    estimate : mapping, optional
+        ``estimate``, ``ci_low``, ``ci_high`` (the headline estimate and its
+        interval) and ``text`` (its label): the counterfactual plus the
+        interval is shaded over the counterfactual's years from the first
+        treated year, and ``text`` is written in the plot. Needs
+        ``counterfactual``.
+    title : str, optional
+        An active title (the chart's main message), bold above the legend.
     ax : Axes, optional
         Draw into this Axes (for composite figures); its figure is returned.
 
@@ -410,6 +435,8 @@ def trend_plot(trends: pd.DataFrame, *, outcome_label: str, first_treated_years:
     Figure
     """
     _require(trends, ["year", "group", "mean"], "trend_plot")
+    if estimate is not None and counterfactual is None:
+        raise ValueError("trend_plot: an estimate is drawn around the counterfactual; give both")
     labels = {**GROUP_LABELS, **dict(group_labels or {})}
     groups = [g for g in GROUP_STYLES if g in set(trends["group"])
               and (show_pool or g != "donor pool")]
@@ -429,14 +456,40 @@ def trend_plot(trends: pd.DataFrame, *, outcome_label: str, first_treated_years:
                 lab = f"{lab} ({int(d['n_las'].max())})"
             ax.plot(d["year"].to_numpy(int), d["mean"].to_numpy(float), label=lab, gid=g,
                     **GROUP_STYLES[g])
+        extra = []
+        if counterfactual is not None:
+            _require(counterfactual, ["year", "mean"], "trend_plot(counterfactual=...)")
+            cf = counterfactual.sort_values("year")
+            (line,) = ax.plot(cf["year"].to_numpy(int), cf["mean"].to_numpy(float), color=PILOT_COLOUR,
+                              linestyle=(0, (1, 1.5)), linewidth=2, marker=None, zorder=3,
+                              gid="counterfactual", label=COUNTERFACTUAL_LABEL)
+            extra.append(line)
+            if estimate is not None:
+                start = min(int(y) for y in first_treated_years) if len(first_treated_years) else None
+                post = cf if start is None else cf[cf["year"] >= start]
+                x = post["year"].to_numpy(float)
+                base = post["mean"].to_numpy(float)
+                band = ax.fill_between(x, base + float(estimate["ci_low"]), base + float(estimate["ci_high"]),
+                                       color=PILOT_COLOUR, alpha=0.15, linewidth=0, zorder=1,
+                                       gid="estimate", label=ESTIMATE_BAND_LABEL)
+                extra.append(band)
+                if estimate.get("text"):
+                    ax.text(0.99, 0.03, _wrap(estimate["text"], 48), transform=ax.transAxes, ha="right",
+                            va="bottom", fontsize=8.5, color=PILOT_COLOUR, zorder=6, gid="estimate_text",
+                            bbox=dict(facecolor="white", edgecolor=CONTEXT_GREY, pad=3.0, alpha=0.9))
         _onset_lines(ax, first_treated_years, onset_labels)
         _year_axis(ax, trends["year"])
         ax.set_ylabel(_wrap(outcome_label, 42))
         handles, labs = ax.get_legend_handles_labels()
+        groups_h = [(h, lab) for h, lab in zip(handles, labs) if h not in extra][::-1]
+        handles = [h for h, _ in groups_h] + extra
+        labs = [lab for _, lab in groups_h] + [h.get_label() for h in extra]
         if own_figure:
-            _legend_top(fig, handles[::-1], labs[::-1], ncols=3)
+            _legend_top(fig, handles, labs, ncols=2 if extra else 3, title=title)
         else:
-            ax.legend(handles[::-1], labs[::-1], loc="best", fontsize=8)
+            ax.legend(handles, labs, loc="best", fontsize=8)
+            if title:
+                ax.set_title(title, loc="left", fontweight="bold")
     return fig
 
 
@@ -459,7 +512,7 @@ def event_study_plot(coefs: pd.DataFrame, *,
                      ylabel: str = "Estimated difference from the year before treatment",
                      reference: int = -1, estimate_col: str = "estimate",
                      xlabel: str = "Years since the first treated year (0 = first treated year)",
-                     show_n: bool = True, ax=None) -> Figure:
+                     show_n: bool = True, interval_label: str | None = None, ax=None) -> Figure:
     """Event-study coefficients with 95% confidence intervals by event time.
 
     Parameters
@@ -487,6 +540,9 @@ def event_study_plot(coefs: pd.DataFrame, *,
     show_n : bool
         When ``n_obs`` is given and varies, print each event time's number of
         treated LAs under its tick label (few LAs = fragile estimate).
+    interval_label : str, optional
+        Legend entry naming the intervals' method (e.g. "95% interval: wild
+        cluster bootstrap"), drawn as an interval bar.
     ax : Axes, optional
         Draw into this Axes; its figure is returned (no figure legend).
 
@@ -546,12 +602,141 @@ def event_study_plot(coefs: pd.DataFrame, *,
         ax.text(-0.5, 0.98, " Treatment starts", transform=ax.get_xaxis_transform(), ha="left",
                 va="top", fontsize=8, color=DARK_GREY, zorder=6,
                 bbox=dict(facecolor="white", edgecolor="none", pad=1.0, alpha=0.85))
-        order = [k for k in ("leads", "reference", "lags") if k in handles]
+        if interval_label:
+            handles["interval"] = Line2D([], [], color=PILOT_COLOUR, marker="|", markersize=14,
+                                         markeredgewidth=1.5, linestyle="none", label=interval_label)
+        order = [k for k in ("leads", "reference", "lags", "interval") if k in handles]
         labs = [handles[k].get_label() for k in order]
         if own_figure:
-            _legend_top(fig, [handles[k] for k in order], labs, ncols=3)
+            _legend_top(fig, [handles[k] for k in order], labs, ncols=2 if interval_label else 3)
         else:
             ax.legend([handles[k] for k in order], labs, loc="best", fontsize=8)
+    return fig
+
+
+# ---------------------------------------------------------------- power curve
+
+def power_curve_plot(power: pd.DataFrame, *, mde: float, unit: str = "", sesoi: float | None = None,
+                     target: float = 0.8) -> Figure:
+    """Power curve: the share of studies like this one that would find an effect, by its size.
+
+    Parameters
+    ----------
+    power : DataFrame
+        Rows of ``results/power.csv`` for one outcome: ``effect`` (the true
+        effect, in the outcome's unit) and ``power`` (0-1: the share of
+        repeated studies of this design whose test at the 5% level would
+        reject no effect).
+    mde : float
+        The minimum detectable effect (the effect found with ``target`` power),
+        marked with a dashed vertical line and a point on the curve.
+    unit : str
+        Unit of the effect, for the x-axis label (e.g. "percentage points").
+    sesoi : float, optional
+        The smallest effect size of interest, marked with a dotted vertical line.
+    target : float
+        The power the MDE is defined by (drawn as a horizontal reference line).
+
+    Returns
+    -------
+    Figure
+        One dark-blue line with points; the y-axis in per cent.
+    """
+    _require(power, ["effect", "power"], "power_curve_plot")
+    d = power.sort_values("effect")
+    x, y = d["effect"].to_numpy(float), 100 * d["power"].to_numpy(float)
+    with house_style():
+        fig, ax = _subplots(figsize=(_MAIN_WIDTH, 3.6))
+        (curve,) = ax.plot(x, y, color=PILOT_COLOUR, marker="o", markersize=4, linewidth=2, zorder=3,
+                           gid="power", label="Share of studies that would find the effect")
+        ax.axhline(100 * target, color=DARK_GREY, linewidth=1, linestyle=(0, (4, 3)), zorder=1,
+                   gid="target")
+        handles = [curve]
+        if np.isfinite(mde):
+            (m,) = ax.plot([mde, mde], [0, 100 * target], color=PILOT_COLOUR, linestyle=(0, (4, 3)),
+                           linewidth=1.5, zorder=2, gid="mde",
+                           label=f"Minimum detectable effect ({_num(mde)}), found {100 * target:.0f}% of the time")
+            ax.plot([mde], [100 * target], marker="D", markersize=7, color=PILOT_COLOUR, zorder=4,
+                    linestyle="none")
+            handles.append(m)
+        if sesoi is not None and np.isfinite(sesoi):
+            (s_,) = ax.plot([sesoi, sesoi], [0, 100], color=COMPARATOR_COLOUR, linestyle=(0, (1, 1.5)),
+                            linewidth=2, zorder=2, gid="sesoi",
+                            label=f"Smallest effect of interest ({_num(sesoi)})")
+            handles.append(s_)
+        ax.set_ylim(0, 102)
+        ax.set_xlim(0, float(np.nanmax(x)) * 1.02 if len(x) else 1)
+        ax.set_ylabel("Share of studies that would\nfind an effect this large (%)")
+        ax.set_xlabel(f"True effect of Signs of Safety (size, {unit})" if unit else
+                      "True effect of Signs of Safety (size)")
+        _legend_top(fig, handles, ncols=1)
+    return fig
+
+
+def _num(x: float) -> str:
+    """A number for a figure label: two significant decimals, a proper minus sign."""
+    return (f"{x:.2f}" if abs(x) < 10 else f"{x:.1f}").replace("-", "−")
+
+
+# ---------------------------------------------------------------- HonestDiD
+
+def honest_did_plot(honest: pd.DataFrame, *, unit: str = "", breakdown: float | None = None) -> Figure:
+    """Robust intervals when parallel trends may fail (Rambachan and Roth's HonestDiD).
+
+    Parameters
+    ----------
+    honest : DataFrame
+        Rows of ``results/honest_did.csv`` for one outcome: ``method``
+        ("relative_magnitudes" and/or "smoothness"), ``M`` and the robust
+        interval ``ci_low``, ``ci_high``.
+    unit : str
+        Unit of the effect, for the y-axis label.
+    breakdown : float, optional
+        The breakdown value of M-bar (the smallest violation, relative to the
+        pre-period's, at which the interval first includes zero), marked with a
+        dashed vertical line when finite.
+
+    Returns
+    -------
+    Figure
+        One panel per method, each with its own y scale: an interval bar for each
+        value of M (M = 0 is exact parallel trends), and a line at zero.
+    """
+    _require(honest, ["method", "M", "ci_low", "ci_high"], "honest_did_plot")
+    titles = {"relative_magnitudes": ("Relative magnitudes",
+                                      "M̄: largest violation after the start, relative\nto the largest one before it"),
+              "smoothness": ("Smoothness",
+                             f"M: how far the trend may bend each year{f' ({unit})' if unit else ''}")}
+    methods = [m for m in titles if m in set(honest["method"])]
+    if not methods:
+        raise ValueError("honest_did_plot: no rows of a known method "
+                         f"({', '.join(titles)}); got {sorted(set(honest['method']))}")
+    with house_style():
+        fig, axes = _subplots(1, len(methods), figsize=(_MAIN_WIDTH, 3.8), squeeze=False)
+        colours = {"relative_magnitudes": PILOT_COLOUR, "smoothness": SECOND_COLOUR}
+        for ax, method in zip(axes[0], methods):
+            d = honest[(honest["method"] == method) & honest["ci_low"].notna()].sort_values("M")
+            x = d["M"].to_numpy(float)
+            lo, hi = d["ci_low"].to_numpy(float), d["ci_high"].to_numpy(float)
+            mid = (lo + hi) / 2
+            ax.errorbar(x, mid, yerr=np.vstack([mid - lo, hi - mid]), fmt="none", ecolor=colours[method],
+                        elinewidth=2.5, capsize=4, zorder=3, gid=method)
+            ax.axhline(0, color=DARK_GREY, linewidth=1, zorder=1, gid="zero")
+            if method == "relative_magnitudes" and breakdown is not None and np.isfinite(breakdown):
+                ax.axvline(breakdown, color=DARK_GREY, linestyle=(0, (4, 3)), linewidth=1, gid="breakdown")
+                ax.text(breakdown, 0.98, f" Breakdown ({_num(breakdown)})", transform=ax.get_xaxis_transform(),
+                        ha="left", va="top", fontsize=8, color=DARK_GREY)
+            ax.set_title(titles[method][0], loc="left", fontsize=10)
+            ax.set_xlabel(_wrap(titles[method][1].replace("\n", " "), 36))
+            if len(x) > 1:
+                pad = 0.06 * (x.max() - x.min())
+                ax.set_xlim(x.min() - pad, x.max() + pad)
+                step = 1 if len(x) <= 5 else 2
+                ax.set_xticks(x[::step], [f"{v:.3g}" for v in x[::step]])
+        axes[0][0].set_ylabel(_wrap(f"Effect, robust 95% interval{f' ({unit})' if unit else ''}", 36))
+        for ax in axes[0][1:]:
+            ax.set_ylabel(_wrap(f"Robust 95% interval{f' ({unit})' if unit else ''}", 36))
+        fig.tight_layout()
     return fig
 
 

@@ -40,7 +40,8 @@ __all__ = ["MEASURES", "OUTCOME_RULES_PATH", "OutcomeRules", "load_outcome_rules
 OUTCOME_RULES_PATH = DATA_DIR / "childlevel_outcomes.yaml"
 #: parameter -> expected type: "codes" (a list of SSDA903 codes), "int" (> 0) or a set of words
 PARAMETER_TYPES: dict[str, Any] = {
-    "kinship_placements": "codes", "foster_placements": "codes", "poc_window_days": "int",
+    "kinship_placements": "codes", "foster_placements": "codes",
+    "cla_excluded_legal_statuses": "codes", "poc_window_days": "int",
     "poc_legal_statuses": "codes", "poc_kinship_placements": "codes",
     "poc_kinship_reasons": "codes", "assessment_start": {"referral", "assessment"},
     "assessment_limit_working_days": "int", "rereferral_months": "int",
@@ -99,6 +100,7 @@ class OutcomeRules:
         p = self.parameters
         return dict(kinship_codes=tuple(p["kinship_placements"]),
                     foster_codes=tuple(p["foster_placements"]),
+                    cla_excluded_legal_statuses=tuple(p["cla_excluded_legal_statuses"]),
                     poc_window_days=p["poc_window_days"],
                     poc_legal_statuses=tuple(p["poc_legal_statuses"]),
                     poc_placements=tuple(p["poc_kinship_placements"]),
@@ -173,24 +175,26 @@ MEASURES: dict[str, tuple[str, str, str, str]] = {
     "cla_31mar_child": (
         "Children looked after at 31 March (child-level)", "count", "count",
         "Children with an SSDA903 episode open on 31 March (DECOM on or before 31 March and "
-        "DEC blank or after 31 March), counted once per LA."),
+        "DEC blank or after 31 March) under a legal status other than {cla_excluded_legal_statuses} "
+        "(short breaks, which DfE does not count), counted once per LA."),
     "cla_foster_child": (
         "Children looked after in foster care at 31 March (child-level)", "count", "count",
-        "Children looked after at 31 March whose placement (PLACE) is a foster placement, {foster_placements}."),
+        "Children looked after at 31 March (short breaks, {cla_excluded_legal_statuses}, not counted) "
+        "whose placement (PLACE) is a foster placement, {foster_placements}."),
     "cla_kinship": (
         "Children looked after in kinship foster care at 31 March", "count", "count",
-        "Children looked after at 31 March in a foster placement with a relative or friend "
-        "(PLACE {kinship_placements})."),
+        "Children looked after at 31 March (short breaks, {cla_excluded_legal_statuses}, not counted) "
+        "in a foster placement with a relative or friend (PLACE {kinship_placements})."),
     "cla_kinship_pct": (
         "Children looked after in kinship foster care (% of children looked after)", "percent", "pct",
         "Children looked after at 31 March placed in foster care with a relative or friend "
-        "(PLACE {kinship_placements}) as a percentage of all children looked after at 31 March "
-        "(SSDA903)."),
+        "(PLACE {kinship_placements}) as a percentage of all children looked after at 31 March, "
+        "as DfE counts them (short breaks, {cla_excluded_legal_statuses}, not counted) (SSDA903)."),
     "foster_kinship_pct": (
         "Foster placements with relatives or friends (% of foster placements)", "percent", "pct",
         "Children looked after at 31 March in foster care with a relative or friend (PLACE "
         "{kinship_placements}) as a percentage of children in any foster placement (PLACE "
-        "{foster_placements}) (SSDA903)."),
+        "{foster_placements}); short breaks ({cla_excluded_legal_statuses}) not counted (SSDA903)."),
     "poc_kinship_pct": (
         "Periods of care with a kinship placement in the first year (%)", "percent", "pct",
         "Periods of care starting in the year (episode RNE 'S') under legal status "
@@ -228,8 +232,8 @@ MEASURES: dict[str, tuple[str, str, str, str]] = {
     "rereferral_escalation_pct": (
         "Re-referrals followed by a child protection plan or entry to care (%)", "percent", "pct",
         "Re-referrals within {rereferral_months} months made during the year that were followed, on or after the "
-        "re-referral date and within {escalation_window_months} calendar months, by the start of a child protection plan "
-        "or by the child starting to be looked after (SSDA903 RNE 'S'), as a percentage of "
+        "re-referral date and within {escalation_window_months} calendar months, by the start of a child "
+        "protection plan or by the child starting to be looked after (SSDA903 RNE 'S'), as a percentage of "
         "re-referrals (CIN census and SSDA903)."),
     "icpc_count_child": (
         "Initial child protection conferences (child-level)", "count", "count",
@@ -244,12 +248,14 @@ MEASURES: dict[str, tuple[str, str, str, str]] = {
 
 
 def measure_definitions(rules: OutcomeRules | None = None) -> pd.DataFrame:
-    """Rows in the layout of ``data/measure_definitions.csv`` for the child-level measures,
-    with the parameter values of ``rules`` (default: the rules file) filled in.
+    """Rows in the layout of ``data/measure_definitions.csv`` for the child-level measures.
+
+    Labels and definitions have the parameter values of ``rules`` (default:
+    the rules file) filled in.
     """
     rules = rules or load_outcome_rules()
     return pd.DataFrame([{"name": k, "label": rules.text(v[0]), "unit": v[1], "kind": v[2],
-                          "definition": rules.text(v[3]), "derived_from": ""}
+                          "definition": rules.text(v[3]), "derived_from": "", "series": ""}
                          for k, v in MEASURES.items()])
 
 
@@ -286,7 +292,8 @@ def tidy_measures(episodes: pd.DataFrame | None = None, cin: dict | None = None,
     parts = []
     if episodes is not None:
         parts.append(O.kinship_la_year(O.kinship_snapshot(
-            episodes, years=years, kinship_codes=kw["kinship_codes"], foster_codes=kw["foster_codes"])))
+            episodes, years=years, kinship_codes=kw["kinship_codes"], foster_codes=kw["foster_codes"],
+            excluded_legal_statuses=kw["cla_excluded_legal_statuses"])))
         if {"rne", "ls", "rec"} <= set(episodes.columns):
             parts.append(O.kinship_poc_la_year(O.kinship_periods_of_care(
                 episodes, window_days=kw["poc_window_days"], legal_statuses=kw["poc_legal_statuses"],

@@ -38,10 +38,15 @@ six-month windows (183 days); the difference is at most three days.
 Definitions (exact)
 -------------------
 **Kinship care at 31 March** (:func:`kinship_snapshot`). For each reporting
-year Y, the children looked after on 31 March Y are those with an episode such
-that ``decom <= 31 March Y`` and (``dec`` is NaT or ``dec > 31 March Y``); a
-child with more than one such episode (an error in a return) is counted once,
-with the episode that started last. The child is in foster care when
+year Y, the children looked after on 31 March Y are, as DfE counts them, those
+with an episode such that ``decom <= 31 March Y`` and (``dec`` is NaT or
+``dec > 31 March Y``) and whose legal status ``ls`` is not V3 or V4 (an agreed
+series of short-term breaks: DfE's looked-after statistics exclude these
+children, "Unless otherwise stated, numbers and percentage exclude children
+looked after under an agreed series of short term placements", metadata of the
+SFR underlying data 2014-2019; :data:`SHORT_BREAK_LEGAL_STATUSES`); a child
+with more than one such episode (an error in a return) is counted once, with
+the episode that started last. The child is in foster care when
 ``place`` is U1-U6 and in *kinship* (family and friends) foster care when
 ``place`` is U1-U3 (foster placement with a relative or friend: long-term,
 FFA/concurrent, other). Two child-level indicators: ``kinship_cla`` (0/1 for
@@ -127,7 +132,7 @@ import pandas as pd
 from analysis.core.errors import DataError
 
 __all__ = [
-    "BANK_HOLIDAYS", "FOSTER_CODES", "KINSHIP_CODES", "bank_holidays", "reporting_year",
+    "BANK_HOLIDAYS", "FOSTER_CODES", "KINSHIP_CODES", "SHORT_BREAK_LEGAL_STATUSES", "bank_holidays", "reporting_year",
     "working_days", "open_on", "kinship_snapshot", "kinship_la_year",
     "kinship_periods_of_care", "kinship_poc_la_year", "assessment_durations",
     "assessment_la_year", "rereferrals", "rereferral_la_year", "rereferral_after_nfa",
@@ -142,6 +147,10 @@ BANK_HOLIDAYS = ("GB", "ENG")
 FOSTER_CODES = ("U1", "U2", "U3", "U4", "U5", "U6")
 #: Foster placements with a relative or friend (kinship foster care).
 KINSHIP_CODES = ("U1", "U2", "U3")
+#: SSDA903 legal statuses of an agreed series of short-term breaks (V3: individual episodes
+#: recorded; V4: agreements recorded): not counted among children looked after at 31 March
+#: in DfE's statistics, nor in any share of them.
+SHORT_BREAK_LEGAL_STATUSES = ("V3", "V4")
 #: The evaluation's wider kinship placement list (legacy Q1, F1, F4 and P1 placed with parents).
 POC_KINSHIP_PLACEMENTS = ("U1", "U2", "U3", "Q1", "F1", "F4", "P1")
 #: Exits the evaluation's code counted as kinship: a special guardianship order to relatives
@@ -299,8 +308,10 @@ def _tidy(groups: pd.DataFrame, measure: str, num: str | None, den: str | None,
 
 
 def _share_la_year(df: pd.DataFrame, indicator: str, measure: str) -> pd.DataFrame:
-    """Tidy LA-year rows of ``measure``: the % of rows whose 0/1 ``indicator`` is 1,
-    over the rows where it is known (NaN rows, censored, are left out).
+    """Tidy LA-year rows of ``measure``: the % of rows whose 0/1 ``indicator`` is 1.
+
+    The denominator is the rows where the indicator is known (NaN rows,
+    censored, are left out).
     """
     d = df[df[indicator].notna()]
     if not len(d):
@@ -326,16 +337,24 @@ def open_on(episodes: pd.DataFrame, day) -> pd.Series:
 
 
 def kinship_snapshot(episodes: pd.DataFrame, years=None, *, kinship_codes=KINSHIP_CODES,
-                     foster_codes=FOSTER_CODES) -> pd.DataFrame:
+                     foster_codes=FOSTER_CODES,
+                     excluded_legal_statuses=SHORT_BREAK_LEGAL_STATUSES) -> pd.DataFrame:
     """Children looked after on 31 March of each year, with kinship indicators.
 
     Returns one row per ``(la, child, year)``: ``la, child, year, place,
     foster, kinship, kinship_cla`` (0/1), ``kinship_foster`` (0/1, NaN when
     not in foster care). ``years`` defaults to every reporting year whose 31
-    March some episode spans.
+    March some episode spans. Episodes under ``excluded_legal_statuses``
+    (default V3, V4: short breaks, which DfE does not count) are left out
+    before the snapshot, so a child looked after only under them is not
+    counted; pass ``()`` to count every open episode.
     """
-    ep = _episodes(episodes, ["la", "child", "decom", "dec", "place"])
+    excluded = [str(c).strip().upper() for c in (excluded_legal_statuses or ())]
+    ep = _episodes(episodes, ["la", "child", "decom", "dec", "place"] + (["ls"] if excluded else []))
     ep = ep[ep["decom"].notna()]
+    if excluded:
+        short = ep["ls"].astype("string").str.strip().str.upper().isin(excluded).fillna(False)
+        ep = ep[~short.to_numpy(dtype=bool)]
     if years is None:
         if not len(ep):
             years = []
@@ -367,7 +386,9 @@ def kinship_snapshot(episodes: pd.DataFrame, years=None, *, kinship_codes=KINSHI
 
 
 def kinship_la_year(snapshot: pd.DataFrame) -> pd.DataFrame:
-    """Tidy LA-year rows: ``cla_31mar_child``, ``cla_foster_child``, ``cla_kinship`` (counts),
+    """Tidy LA-year rows of the looked-after snapshot's kinship measures.
+
+    ``cla_31mar_child``, ``cla_foster_child``, ``cla_kinship`` (counts),
     ``cla_kinship_pct`` (U1-U3 % of all CLA), ``foster_kinship_pct`` (U1-U3 % of U1-U6).
     """
     if not len(snapshot):
@@ -466,7 +487,9 @@ def assessment_durations(cin: dict, *, start: str = "referral", limit: int = 45,
 
 
 def assessment_la_year(durations: pd.DataFrame) -> pd.DataFrame:
-    """Tidy LA-year rows: ``assessments_completed_child`` (count), ``assessments_45wd_pct_child``
+    """Tidy LA-year rows of the assessment-duration measures.
+
+    ``assessments_completed_child`` (count), ``assessments_45wd_pct_child``
     and ``assessment_days_median`` (median working days; denominator = assessments).
     """
     d = durations[durations["working_days"].notna()]
@@ -525,7 +548,9 @@ def rereferrals(cin: dict, *, months: int = 12, data_start=None) -> pd.DataFrame
 
 
 def rereferral_la_year(rerefs: pd.DataFrame) -> pd.DataFrame:
-    """Tidy LA-year rows: ``referrals_child`` (every referral), ``rereferrals_child`` and
+    """Tidy LA-year rows of the referral and re-referral measures.
+
+    ``referrals_child`` (every referral), ``rereferrals_child`` and
     ``rereferral_12m_pct_child`` (% of the referrals whose history is known).
     """
     if not len(rerefs):
@@ -650,8 +675,10 @@ def icpcs(cin: dict) -> pd.DataFrame:
 
 
 def icpc_la_year(conf: pd.DataFrame, pop: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Tidy LA-year rows: ``icpc_count_child``; with ``pop`` (``la_code, year, pop_0_17``)
-    also ``icpc_rate_per10k_child`` (conferences per 10,000 children aged 0-17).
+    """Tidy LA-year rows of initial child protection conferences.
+
+    ``icpc_count_child``; with ``pop`` (``la_code, year, pop_0_17``) also
+    ``icpc_rate_per10k_child`` (conferences per 10,000 children aged 0-17).
     """
     if not len(conf):
         return pd.DataFrame(columns=TIDY_COLUMNS)

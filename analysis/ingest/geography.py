@@ -43,8 +43,9 @@ def _lookups() -> tuple[dict[str, str], dict[str, str]]:
 
 
 def la_code_lookup() -> dict[str, str]:
-    """Every code of the register -- current and former ONS codes, DfE three-digit
-    codes -- mapped to the LA's current ONS code.
+    """Every code of the register mapped to the LA's current ONS code.
+
+    The codes are current and former ONS codes and DfE three-digit codes.
     """
     by_ons, by_dfe = _lookups()
     return {**{str(k): v for k, v in by_dfe.items()}, **by_ons}

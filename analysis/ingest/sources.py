@@ -48,6 +48,7 @@ class Source:
 
     @property
     def cached_path(self) -> Path:
+        """Where the verified file lives in :func:`cache_dir`."""
         return cache_dir() / self.path
 
 

@@ -9,17 +9,27 @@ The weights are computed exactly as in the reference R package ``synthdid``
 and ``zeta_lambda = 1e-6 sigma`` with ``sigma`` the standard deviation of the
 first differences of the control outcomes in the pre-period, intercepts in both
 weight problems, Frank-Wolfe with exact line search stopped when an iteration
-decreases the objective by less than ``(1e-5 sigma)^2``, 100 iterations, the
+decreases the objective by ``(1e-5 sigma)^2`` or less, 100 iterations, the
 ``sparsify`` step (weights at most a quarter of the largest set to zero) and a
 second pass of at most 10 000 iterations.  Synthetic control is the same solver
 with no time weights, no unit intercept and ``zeta = 1e-6 sigma``; plain DiD
 uses uniform weights.
 
+Staggered adoption (:func:`sdid`): each adoption cohort is estimated against the
+never-treated units only (units treated later never serve as controls of an
+earlier cohort), with the periods before its onset as pre-period and all
+periods from its onset as post-period, and the cohort estimates are averaged
+with weights ``N_tr T_post``, as Stata's ``sdid`` (Clarke, Pailanir, Athey and
+Imbens) and the paper's appendix.  Inference follows the reference ``vcov``:
+the placebo variance (Algorithm 4) and the fixed-weights jackknife (Algorithm 3).
+:func:`per_unit_placebo` estimates each treated unit alone with placebo-in-space
+inference (Abadie, Diamond and Hainmueller 2010).
+
 The Frank-Wolfe solver works on a stack of problems at once (every array has a
 leading problem axis), taking the same iterations as the reference for each
 problem; placebo draws, per-unit placebos and adoption cohorts are solved
-together.  Inference follows the reference ``vcov``: the placebo variance
-(Algorithm 4) and the fixed-weights jackknife (Algorithm 3).
+together, which is what makes the placebo inference affordable (the reference
+solves its 10 000-iteration problems one at a time).
 
 This module imports only numpy, scipy and pandas: frames in, numbers out.
 """
@@ -86,7 +96,8 @@ def sparsify(v: np.ndarray) -> np.ndarray:
 def frank_wolfe(D: np.ndarray, B: np.ndarray, x0: np.ndarray, *, zeta: Any,
                 min_decrease: Any, max_iter: int, nrows: Any,
                 colmask: np.ndarray | None = None, rowmask: np.ndarray | None = None,
-                mu: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                mu: np.ndarray | None = None, blocks: np.ndarray | None = None,
+                block_rows: Sequence[tuple[int, int]] = ()) -> tuple[np.ndarray, np.ndarray]:
     """Frank-Wolfe with exact line search on a stack of simplex-constrained ridge problems.
 
     Problem ``p`` minimises ``zeta_p^2 |x|^2 + |A_p x - b_p|^2 / n_p`` over the
@@ -116,6 +127,10 @@ def frank_wolfe(D: np.ndarray, B: np.ndarray, x0: np.ndarray, *, zeta: Any,
     mu : ndarray, shape (P, k), optional
         Column offsets subtracted from ``D`` for each problem (the intercept of a
         problem whose rows differ from the others'); default none.
+    blocks, block_rows : ndarray of int (P,), sequence of (start, stop)
+        Alternative to ``rowmask`` when the problems use blocks of rows: problem
+        ``p`` uses rows ``block_rows[blocks[p]]`` of ``D`` only (and only those
+        rows enter its products).
 
     Returns
     -------
@@ -129,6 +144,27 @@ def frank_wolfe(D: np.ndarray, B: np.ndarray, x0: np.ndarray, *, zeta: Any,
     n_iter = np.zeros(P, dtype=np.int64)
     if P == 0 or max_iter <= 0:
         return x, n_iter
+    if blocks is not None:
+        blocks = np.asarray(blocks, dtype=np.int64)
+        rowmask = np.zeros((P, D.shape[0]))
+        for b, (lo, hi) in enumerate(block_rows):
+            rowmask[blocks == b, lo:hi] = 1.0
+        if P <= _SMALL_BATCH or len(block_rows) < 2:
+            blocks = None
+        elif np.any(np.diff(blocks) < 0):     # solve with the problems sorted by block
+            order = np.argsort(blocks, kind="stable")
+
+            def per(a):
+                return a if np.ndim(a) == 0 else np.asarray(a)[order]
+
+            xs, ns = frank_wolfe(D, per(B), per(x0), zeta=per(zeta),
+                                 min_decrease=per(min_decrease), max_iter=max_iter,
+                                 nrows=per(nrows),
+                                 colmask=None if colmask is None else per(colmask),
+                                 mu=None if mu is None else per(mu), blocks=blocks[order],
+                                 block_rows=block_rows)
+            x[order], n_iter[order] = xs, ns
+            return x, n_iter
     if P <= _SMALL_BATCH:   # a loop over problems is faster than the batch
         ones = np.ones(P)
         args = [np.asarray(a, dtype=float) * ones for a in (zeta, min_decrease, nrows)]
@@ -179,6 +215,9 @@ def frank_wolfe(D: np.ndarray, B: np.ndarray, x0: np.ndarray, *, zeta: Any,
     tmp = None if fold else np.empty((P, k))
     prev = None
     it = 0
+    if blocks is not None:
+        bw_id = blocks
+        bounds = np.searchsorted(bw_id, np.arange(len(block_rows) + 1))
 
     def write(rows, sel):
         xs = S[sel] * ce[sel, None]
@@ -188,7 +227,14 @@ def frank_wolfe(D: np.ndarray, B: np.ndarray, x0: np.ndarray, *, zeta: Any,
     while True:
         # half-gradient A'(Ax - b) + eta x, divided by c
         ic = 1.0 / c
-        _matmul_rows(rw * ic[:, None], D, hg)
+        if blocks is None:
+            _matmul_rows(rw * ic[:, None], D, hg)
+        else:               # each problem's own rows only
+            rs = rw * ic[:, None]
+            for b, (lo, hi) in enumerate(block_rows):
+                s0, s1 = bounds[b], bounds[b + 1]
+                if s1 > s0:
+                    _matmul_rows(rs[s0:s1, lo:hi], D[lo:hi], hg[s0:s1])
         if mw is not None:
             hg -= (np.add.reduce(rw, axis=1) * ic)[:, None] * mw
         if fold:
@@ -226,7 +272,7 @@ def frank_wolfe(D: np.ndarray, B: np.ndarray, x0: np.ndarray, *, zeta: Any,
             small = np.flatnonzero(c < 1e-100)
             with np.errstate(invalid="ignore"):
                 S[small] = np.where(cm[small], S[small] * c[small, None], S[small])
-            ce[small] /= c[small]
+            ce[small] = 1.0 / e[small]
             c[small] = 1.0
             Si = S[ar, i]
         S[ar, i] = Si + step / ce
@@ -249,6 +295,9 @@ def frank_wolfe(D: np.ndarray, B: np.ndarray, x0: np.ndarray, *, zeta: Any,
                 eta, z2, md2, nr, e, cm = eta[go], z2[go], md2[go], nr[go], e[go], cm[go]
                 if rm is not None:
                     rm = rm[go]
+                if blocks is not None:
+                    bw_id = bw_id[go]
+                    bounds = np.searchsorted(bw_id, np.arange(len(block_rows) + 1))
                 if mw is not None:
                     mw = mw[go]
                 if mflat is not None:
@@ -413,16 +462,14 @@ def _solve(Y: np.ndarray, t0: np.ndarray, ctrl: np.ndarray, ybar: np.ndarray,
             blocks.append(blk - blk.mean(axis=0) if intercept else blk)
         Dx = np.vstack(blocks)                                          # (sum t0, M)
         B = np.zeros((P, offs[-1]))
-        rowmask = np.zeros((P, offs[-1])) if len(groups) > 1 else None
         for p in range(P):
             lo, g = offs[gidx[p]], t0[p]
             bp = ybar[p, :g]
             B[p, lo:lo + g] = bp - bp.mean() if intercept else bp
-            if rowmask is not None:
-                rowmask[p, lo:lo + g] = 1.0
         x0 = ctrl / n0[:, None] if omega0 is None else np.asarray(omega0, float)
         omega = _two_pass(Dx, B, x0, zeta=zo, min_decrease=md, nrows=t0, colmask=ctrl,
-                          rowmask=rowmask, max_iter=max_iter,
+                          blocks=gidx if len(groups) > 1 else None,
+                          block_rows=list(zip(offs[:-1], offs[1:])), max_iter=max_iter,
                           max_iter_pre_sparsify=max_iter_pre_sparsify)
     else:
         omega = ctrl / n0[:, None]
@@ -719,6 +766,7 @@ class CohortFit:
     Attributes
     ----------
     onset : period label
+        First period of the cohort's post-period.
     estimate : float
     share : float
         Weight in the aggregate: ``N_tr T_post`` over the sum across cohorts.

@@ -104,9 +104,14 @@ def _signature(design: StudyDesign, o: Outcome, spec: str, pools: dict[str, tupl
     s = design.spec(spec)
     if spec not in pools:
         pools[spec] = tuple(design.donor_pool(spec))
+    match_pre = design.matching_pre_years(o, s)
+    fixed = design.fixed_year_context(s)
+    # the year each context variable is read in, as matching will read it
+    at = tuple(sorted((v.name, fixed.get(v.name) or (match_pre[-1] + 1 if v.at in ("next", "first_onset")
+                                                     else v.at)) for v in design.matching.context))
     return (design.onset_for(o, s), tuple(design.years(o, s)), tuple(sorted(design.treated(o, s).items())),
             pools[spec], design.k(s), design.replace(s), s.drop_first_treated_year, s.max_event_time,
-            s.all_donors)
+            s.all_donors, tuple(match_pre), at)
 
 
 def duplicate_specs(design: StudyDesign) -> list[tuple[str, str]]:
@@ -210,6 +215,9 @@ class RunOutput:
     pilot_effects: pd.DataFrame | None = None
     sdid_weights: pd.DataFrame | None = None
     skipped: bool = False
+    #: the estimation sample (la_code, year, the measure, first_treated, weight), for
+    #: simulations shaped like the real design (benchmarks/mde_calibration.py)
+    est_sample: pd.DataFrame | None = None
 
 
 def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | None = None) -> RunOutput:
@@ -237,6 +245,14 @@ def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | 
         treated = {k: v for k, v in treated.items() if k != run.left_out}
     years = design.years(o, run.spec)
     pre = design.pre_years(o, run.spec)
+    match_pre = design.matching_pre_years(o, run.spec)
+    have = panel[panel["year"].isin(match_pre) & panel["la_code"].isin(list(treated))][measure].notna()
+    if match_pre != pre and panel.loc[have.index[have], "la_code"].nunique() < len(treated):
+        match_pre = pre  # a pilot has values only in the held-out year: match on every pre-year
+    for var, year in design.fixed_year_context(run.spec).items():
+        # measured once, in the earliest onset year, for every outcome (issue 15)
+        at = panel[panel["year"] == year].set_index("la_code")[var]
+        panel = panel.assign(**{var: panel["la_code"].map(at)})
     inf = design.inference
     out = RunOutput()
 
@@ -265,16 +281,22 @@ def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | 
     else:
         kwargs = design.matching_kwargs(run.spec)
         # Level: mean of the observed pre-years; trend: slope over at least two of them.
-        kwargs.setdefault("min_pre_years", min(2, len(pre)))
-        if len(pre) >= 2 and (n_pre[list(treated)] < 2).any():
-            few = [names[c] for c in n_pre.index if c in treated and n_pre[c] < 2]
+        kwargs.setdefault("min_pre_years", min(2, len(match_pre)))
+        n_match = (panel[panel["year"].isin(match_pre) & panel["la_code"].isin(list(treated))]
+                   .groupby("la_code")[measure].count().reindex(list(treated), fill_value=0))
+        if len(match_pre) >= 2 and (n_match < 2).any():
+            few = [names[c] for c in n_match.index if n_match[c] < 2]
             note(f"matched on the pre-period level of {measure} without its trend: "
                  f"{', '.join(few)} {'has' if len(few) == 1 else 'have'} a single published pre-year")
             kwargs.update(outcome_trend=False, min_pre_years=1)
-        match = match_comparators(panel, treated, design.donor_pool(run.spec), measure, pre, **kwargs)
+        if match_pre != pre:
+            note(f"matched on {_year_span(match_pre)}; {pre[-1]} is held out of matching, so the "
+                 "event study's last lead is an out-of-sample check")
+        match = match_comparators(panel, treated, design.donor_pool(run.spec), measure, match_pre, **kwargs)
         mp = match.matched_panel
         mp = mp[mp["year"].isin(years)][["la_code", "year", measure, "first_treated", "weight"]]
     mp = _timing(mp, spec)
+    out.est_sample = mp[mp[measure].notna()].reset_index(drop=True)
     est_panel = prepare_panel(mp, outcome=measure, unit="la_code", time="year",
                               first_treated="first_treated", weights="weight")
     start = min(treated.values())

@@ -59,7 +59,15 @@ Surprises handled here (each pinned by a test):
 - 2015 ``SFR34_ADM2015.csv`` labels its total ``CLA_started2014``; it holds
   2015 starts (England 31,070, against 30,430 in the 2014 file).
 - 2018 and 2019 files carry five years of totals (``CLA_Mar2014`` ...
-  ``CLA_Mar2018``); only the file's own year is read.
+  ``CLA_Mar2018``, ``CLA_started2014`` ..., ``CLA_cease2014`` ...): the earlier
+  years as revised by LAs after their first publication ("Historical data may
+  differ from older publications ... amendments and corrections sent by some
+  local authorities", the 2018 and 2019 metadata). :func:`read_all` reads each
+  file's own year; :func:`read_back_series` reads the earlier years' totals
+  (:data:`BACK_SERIES_RULES`), under the file's own source id, so the panel's
+  newest-release rule takes the revision (2014 at 31 March: 93 of 151 LAs
+  revised in the 2018 file, Hackney 329 -> 340). Foster and SGO counts have no
+  back series: they stay as first published.
 - Suppression: ``x`` to 2018, ``c`` in 2019.
 - Levels: ``National``/``GOR``/``LA`` with DfE letter codes for regions and
   ``921`` for England in 2010 (also Isle of Wight's LA code, so the level is
@@ -88,6 +96,9 @@ from analysis.ingest.sources import load_manifest
 
 #: Reporting years this reader covers.
 SFR_YEARS = tuple(range(2010, 2020))
+
+#: Files (by their own year) that republish earlier years: :data:`BACK_SERIES_RULES`.
+BACK_SERIES_YEARS = (2018, 2019)
 
 #: File kinds and the manifest id suffix of each.
 KINDS = ("cla", "adm", "cea")
@@ -131,6 +142,9 @@ class ColumnRule:
         Column(s) of the file; several are summed.
     note
         Why these columns (metadata wording, known mislabels).
+    data_year
+        Reporting year the values are for when it is not ``year``: the back
+        series of the 2018 and 2019 files (``CLA_Mar2014`` in the 2018 file).
     """
 
     year: int
@@ -138,6 +152,12 @@ class ColumnRule:
     measure: str
     columns: tuple[str, ...]
     note: str = ""
+    data_year: int | None = None
+
+    @property
+    def value_year(self) -> int:
+        """Reporting year of the values read by this rule."""
+        return self.year if self.data_year is None else self.data_year
 
 
 def _standard_years() -> list[ColumnRule]:
@@ -201,6 +221,27 @@ COLUMN_RULES: tuple[ColumnRule, ...] = tuple([
 ])
 
 
+def _back_series() -> list[ColumnRule]:
+    """Earlier years' totals republished (revised) in the 2018 and 2019 files.
+
+    2018: ``CLA_Mar2014``-``2017``, ``CLA_started2014``-``2017``, ``CLA_cease2014``-``2017``;
+    2019: the same for 2015-2018 (metadata: "Children looked after at 31 March 2014",
+    "Children who started to be looked after during the year ending 31 March 2014", ...).
+    """
+    rules: list[ColumnRule] = []
+    for file_year in (2018, 2019):
+        for y in range(file_year - 4, file_year):
+            note = f"back series of the {file_year} file: {y} as revised by {file_year}"
+            rules += [ColumnRule(file_year, "cla", "cla_31mar", (f"CLA_Mar{y}",), note, y),
+                      ColumnRule(file_year, "adm", "cla_starts", (f"CLA_started{y}",), note, y),
+                      ColumnRule(file_year, "cea", "cla_ceased", (f"CLA_cease{y}",), note, y)]
+    return rules
+
+
+#: Revised earlier years in the 2018 and 2019 files (read by :func:`read_back_series`).
+BACK_SERIES_RULES: tuple[ColumnRule, ...] = tuple(_back_series())
+
+
 @dataclass(frozen=True)
 class Geography:
     """Columns identifying the area of a row in one year's files."""
@@ -236,31 +277,45 @@ REGIONS = {
 }
 
 
-def column_table() -> pd.DataFrame:
+def column_table(*, back_series: bool = False) -> pd.DataFrame:
     """The year -> column mapping as a table (one row per year, file and measure).
+
+    ``back_series`` adds the rules of the earlier years the 2018 and 2019 files
+    republish (:data:`BACK_SERIES_RULES`).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``year``, ``file`` (``cla``/``adm``/``cea``), ``measure``,
-        ``columns`` (joined with ``+``) and ``note``; for the data chapter.
+        Columns ``year`` (of the file), ``file`` (``cla``/``adm``/``cea``),
+        ``measure``, ``columns`` (joined with ``+``), ``note`` and ``data_year``
+        (the year the values are for: differs from ``year`` in the back
+        series); for the data chapter.
     """
+    rules = COLUMN_RULES + (BACK_SERIES_RULES if back_series else ())
     return pd.DataFrame([dict(year=r.year, file=r.kind, measure=r.measure,
-                              columns=" + ".join(r.columns), note=r.note) for r in COLUMN_RULES])
+                              columns=" + ".join(r.columns), note=r.note, data_year=r.value_year)
+                         for r in rules])
 
 
-def rules_for(year: int, kind: str) -> list[ColumnRule]:
+def rules_for(year: int, kind: str, *, back_series: bool = False) -> list[ColumnRule]:
     """The rules of one year's file, in table order.
+
+    ``back_series`` gives the rules of the earlier years the file republishes
+    (:data:`BACK_SERIES_RULES`) instead of its own year's.
 
     Raises
     ------
     DataError
-        No rule for that year and file (a year outside 2010-2019).
+        No rule for that year and file (a year outside 2010-2019, or a file
+        with no back series).
     """
-    rules = [r for r in COLUMN_RULES if r.year == year and r.kind == kind]
+    table = BACK_SERIES_RULES if back_series else COLUMN_RULES
+    rules = [r for r in table if r.year == year and r.kind == kind]
     if not rules:
-        raise DataError(f"no column rules for SFR year {year} file '{kind}' "
-                        f"(covered: {SFR_YEARS[0]}-{SFR_YEARS[-1]})")
+        what = "back-series rules" if back_series else "column rules"
+        covered = sorted({r.year for r in table})
+        raise DataError(f"no {what} for SFR year {year} file '{kind}' "
+                        f"(covered: {covered[0]}-{covered[-1]})")
     return rules
 
 
@@ -304,7 +359,7 @@ def _levels(df: pd.DataFrame, geo: Geography, file: str, rows: np.ndarray) -> pd
 
 
 def read_file(path: Path | str, year: int, kind: str, *, source_id: str = "",
-              file: str | None = None) -> pd.DataFrame:
+              file: str | None = None, back_series: bool = False) -> pd.DataFrame:
     """Read one SFR underlying-data CSV into the tidy long table.
 
     Parameters
@@ -319,6 +374,9 @@ def read_file(path: Path | str, year: int, kind: str, *, source_id: str = "",
         Manifest id written into ``source_id``.
     file
         Name used in error messages (default: the file name).
+    back_series
+        Read the earlier years the file republishes (2018 and 2019 files) instead
+        of its own year; ``year`` in the result is then the year of the values.
 
     Returns
     -------
@@ -335,7 +393,7 @@ def read_file(path: Path | str, year: int, kind: str, *, source_id: str = "",
     """
     path = Path(path)
     file = file or path.name
-    rules = rules_for(year, kind)
+    rules = rules_for(year, kind, back_series=back_series)
     if year not in GEOGRAPHY:
         raise DataError(f"no geography layout for SFR year {year}", file=file)
     geo = GEOGRAPHY[year]
@@ -387,7 +445,7 @@ def read_file(path: Path | str, year: int, kind: str, *, source_id: str = "",
             "area_code": area_code.to_numpy(),
             "old_la_code": old_code.to_numpy(),
             "area_name": area_name.to_numpy(),
-            "year": year,
+            "year": rule.value_year,
             "measure": rule.measure,
             "value": value.to_numpy(dtype=float),
             "suppressed": suppressed.to_numpy(dtype=bool),
@@ -395,6 +453,37 @@ def read_file(path: Path | str, year: int, kind: str, *, source_id: str = "",
             "source_id": source_id,
             "row": rows,
         }))
+    return tidy_frame(parts)
+
+
+def read_back_series(fetch: Callable[[str], Path] | None = None,
+                     years: Iterable[int] = BACK_SERIES_YEARS) -> pd.DataFrame:
+    """The earlier years republished in the 2018 and 2019 files, as revised.
+
+    Parameters
+    ----------
+    fetch
+        ``manifest id -> verified local path``; default :func:`analysis.ingest.sources.fetch`.
+    years
+        Files to read (default 2018 and 2019).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tidy rows of ``cla_31mar``, ``cla_starts`` and ``cla_ceased`` for the four
+        years before each file's own year (2014-2017 from 2018, 2015-2018 from
+        2019), with the file's source id (so its release date decides which
+        revision the panel keeps).
+    """
+    if fetch is None:
+        fetch = fetch_source
+    parts = []
+    for year in years:
+        for kind in KINDS:
+            sid = manifest_id(year, kind)
+            path = Path(fetch(sid))
+            parts.append(read_file(path, year, kind, source_id=sid, file=_display_name(sid, path),
+                                   back_series=True))
     return tidy_frame(parts)
 
 

@@ -66,6 +66,10 @@ SPEC_KEYS: dict[str, type | tuple[type, ...]] = {
     # issue 15: the matching of the first edition, kept as a named specification
     "first_year": int,                 # no outcome year before this one
     "legacy_matching": bool,           # no hold-out pre-year; context "first_onset" read as "next"
+    # issue 15: one comparator set for every outcome
+    "common_comparators": bool,        # matched once, on context and the primary outcomes' composite
+    # issue 12: LA-years flagged by the anomaly rule (data/validation.yaml) left out
+    "drop_anomalies": bool,
 }
 #: Prior use of Signs of Safety before the programme, read from each pilot's ``prior_sos``.
 PRIOR_USE_GROUPS = ("new_to_sos", "experienced")
@@ -240,6 +244,16 @@ class Specification:
     def all_donors(self) -> bool:
         """No matching: every pilot against every eligible donor, unweighted."""
         return bool(self.changes.get("all_donors", False))
+
+    @property
+    def common_comparators(self) -> bool:
+        """One comparator set for every outcome, matched on context and a primary-outcome composite."""
+        return bool(self.changes.get("common_comparators", False))
+
+    @property
+    def drop_anomalies(self) -> bool:
+        """Leave out the LA-years the anomaly rule flags for the outcome's measure."""
+        return bool(self.changes.get("drop_anomalies", False))
 
 
 @dataclass(frozen=True)

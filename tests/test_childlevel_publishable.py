@@ -103,11 +103,13 @@ def test_panel_view_withholds_suppressed_rates(tmp_path):
 
 
 def test_profile_figure_marks_withheld_years(tmp_path, monkeypatch):
+    import analysis.book.appendices as appendices
     import analysis.book.chapters as report
     from analysis.book.appendices import _withheld_years
 
     res, proc = _folders(tmp_path)
     monkeypatch.setattr(report, "PROCESSED_DIR", proc)
+    monkeypatch.setattr(appendices, "PROCESSED_DIR", proc)
     own = pd.read_csv(proc / "panel.csv", dtype={"la_code": str}).query("la_code == 'E09000005'")
     assert _withheld_years(own, "poc_kinship_pct") == [2020]
     assert _withheld_years(own, "other_pct") == []

@@ -120,6 +120,8 @@ def test_twfe_on_real_matched_panel_matches_pyfixest(real_source, tmp_path, desi
     from analysis.methods.matching import match_comparators
 
     panel = build_panel().panel
+    for var, year in design.fixed_year_context().items():  # as the runner does: Ofsted at the first onset
+        panel[var] = panel["la_code"].map(panel[panel["year"] == year].set_index("la_code")[var])
     o = design.outcome("repeat_plans")
     kwargs = design.matching_kwargs()
     kwargs.update(outcome_trend=False, min_pre_years=1)  # Norfolk has one pre-year (as the runner does)

@@ -135,7 +135,9 @@ SPEC_SHORT = {"main": "main analysis", "exclude_similar_models": "excluding simi
               "pilots_new_to_sos": "pilots new to Signs of Safety only",
               "pilots_experienced": "pilots experienced in Signs of Safety only",
               "all_donors": "every donor, no matching",
-              "main_2026_11": "main analysis as first published"}
+              "main_2026_11": "main analysis as first published",
+              "common_comparators": "one comparator set for every outcome",
+              "no_anomalies": "flagged LA-years left out"}
 
 
 def spec_short(spec: str) -> str:

@@ -64,6 +64,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("staggered", "Estimator", "Staggered (Callaway–Sant'Anna)"),
     ("exclude_similar_models", "Comparators", "No similar-model LAs"),
     ("no_known_sos", "Comparators", "No known Signs of Safety LAs"),
+    ("common_comparators", "Comparators", "One comparator set, all outcomes"),
     ("k1", "Comparators", "One comparator per pilot"),
     ("k5", "Comparators", "Five comparators per pilot"),
     ("wave2_onset", "Timing", "Every pilot from wave 2"),
@@ -74,6 +75,8 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("pilots_new_to_sos", "Pilots", "New to Signs of Safety"),
     ("pilots_experienced", "Pilots", "Prior Signs of Safety use"),
     ("leave_one_out", "Pilots", "Leave one out (range)"),
+    ("no_anomalies", "Data", "Flagged LA-years left out"),
+    ("main_2026_11", "Data", "Main as first published"),
 )
 _ROW_KEYS = [k for k, _, _ in ROWS]
 
@@ -84,6 +87,9 @@ PROSE = {
     "staggered": "with the staggered-adoption estimator (analytic interval)",
     "exclude_similar_models": "without LAs running similar models",
     "no_known_sos": "without LAs known to use Signs of Safety",
+    "common_comparators": "with one comparator set for every outcome",
+    "no_anomalies": "leaving out the LA-years the anomaly rule flags",
+    "main_2026_11": "with the main analysis as first published",
     "wave2_onset": "with every pilot treated from wave 2",
     "transition_year": "leaving out each pilot's first treated year",
     "no_covid": "without the COVID-19 years",

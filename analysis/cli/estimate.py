@@ -97,8 +97,10 @@ def _read_panel(path: str, columns: list[str]) -> Any:
         raise DataError(f"cannot be read as CSV: {first}", file=path) from None
 
 
-def _f(x: float) -> float | None:
-    """JSON-safe float (None for NaN, +-inf kept as strings would break readers)."""
+def _f(x: float | None) -> float | None:
+    """JSON-safe float: None for a missing value, NaN or an infinity (JSON has none of them)."""
+    if x is None:
+        return None
     x = float(x)
     if math.isnan(x):
         return None

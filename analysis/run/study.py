@@ -34,7 +34,7 @@ from analysis.childlevel.pipeline import COUNTS_COLUMNS, COUNTS_FILE
 from analysis.core.errors import DataError, DesignError, relative_path
 from analysis.core.paths import RESULTS_DIR
 from analysis.design import DESIGN_PATH, Outcome, StudyDesign, load_design
-from analysis.ingest.panel import PROCESSED_DIR, load_panel, write_atomically
+from analysis.ingest.panel import PROCESSED_DIR, anomalies, load_panel, write_atomically
 from analysis.methods import power as power_mod
 from analysis.methods.estimation import callaway_santanna, event_study, prepare_panel, twfe_did
 from analysis.methods.evidence import grade_evidence, sign_agrees, verdict
@@ -70,7 +70,9 @@ EVIDENCE_COLUMNS = ["outcome", "measure", "label", "family", "direction", "prima
                     # issue 13: what a null rules out
                     "mde", "sesoi", "equivalence_p", "honest_ci_low", "honest_ci_high",
                     "breakdown_rm", "p_holm", "p_bh", "p_adjusted", "rules_out_improvement",
-                    "rules_out_deterioration", "median_denominator", "effect_in_children"]
+                    "rules_out_deterioration", "median_denominator", "effect_in_children",
+                    # issue 15: the synthetic DiD's pre-period fit, beside the matched comparators'
+                    "sdid_pre_rmse"]
 
 #: Specifications that estimate a different population (a prior-use subgroup of the
 #: pilots): contrasts, not robustness checks, so not counted in sign agreement.
@@ -111,7 +113,7 @@ def _signature(design: StudyDesign, o: Outcome, spec: str, pools: dict[str, tupl
                                                      else v.at)) for v in design.matching.context))
     return (design.onset_for(o, s), tuple(design.years(o, s)), tuple(sorted(design.treated(o, s).items())),
             pools[spec], design.k(s), design.replace(s), s.drop_first_treated_year, s.max_event_time,
-            s.all_donors, tuple(match_pre), at)
+            s.all_donors, tuple(match_pre), at, s.common_comparators, s.drop_anomalies)
 
 
 def duplicate_specs(design: StudyDesign) -> list[tuple[str, str]]:
@@ -153,6 +155,8 @@ def plan_runs(design: StudyDesign, panel: pd.DataFrame | None = None) -> list[Ru
         for name, spec in design.specifications.items():
             if (o.id, name) in skip:
                 continue
+            if spec.drop_anomalies and panel is not None and not len(flagged_cells(panel, design, o, name)):
+                continue  # no flagged LA-year in this outcome's window: it would reproduce main
             if spec.leave_one_out:
                 for code in pilots_in_sample(design, o, name, panel):
                     runs.append(Run(o.id, name, code))
@@ -184,10 +188,91 @@ def run_columns(design: StudyDesign, run: Run) -> list[str]:
     """The panel columns one run reads: identifiers, the outcome measure, the matching context.
 
     :func:`run_one` sees only these columns, so a cache of runs keyed on them
-    (``analysis.run.build``) cannot miss an input.
+    (``analysis.run.build``) cannot miss an input. The common-comparators
+    specification also reads the measures of its composite.
     """
     context = design.matching_kwargs(run.spec)["context"]
-    return list(dict.fromkeys([*RUN_ID_COLUMNS, design.outcome(run.outcome).measure, *context]))
+    composite = [o.measure for o in composite_outcomes(design)] if design.spec(run.spec).common_comparators else []
+    extra = ["pop_0_17"] if design.spec(run.spec).drop_anomalies else []
+    return list(dict.fromkeys([*RUN_ID_COLUMNS, design.outcome(run.outcome).measure, *context, *composite,
+                               *extra]))
+
+
+def composite_outcomes(design: StudyDesign) -> list[Outcome]:
+    """The outcomes whose pre-periods make the common comparators' composite.
+
+    The published primary outcomes with the earliest onset (wave one): the
+    comparators are chosen once, before any pilot began, for every outcome.
+    """
+    public = [o for o in design.outcomes if o.primary and o.source != "child_level"]
+    starts = {o.id: min(design.treated(o, MAIN).values()) for o in public}
+    return [o for o in public if starts[o.id] == min(starts.values())]
+
+
+def composite_years(design: StudyDesign) -> list[int]:
+    """The composite's years: every pre-year of a composite outcome under ``main``.
+
+    The union, not the intersection, so that a pilot with some measures suppressed
+    in some years (Norfolk has no re-referral figure before 2015) still has a composite.
+    """
+    return sorted(set().union(*[design.pre_years(o, MAIN) for o in composite_outcomes(design)]))
+
+
+def add_composite(panel: pd.DataFrame, design: StudyDesign) -> pd.DataFrame:
+    """``panel`` with a ``composite`` column: the mean of the composite outcomes' standardised values.
+
+    Each measure is standardised within its year across LAs (z-score) and signed so
+    that higher is better; an LA-year's composite is the mean over the measures it
+    has. It is defined in the composite's years only (NaN elsewhere).
+    """
+    years = composite_years(design)
+    parts = []
+    for o in composite_outcomes(design):
+        x = panel[o.measure].where(panel["year"].isin(years))
+        by_year = x.groupby(panel["year"])
+        z = (x - by_year.transform("mean")) / by_year.transform("std")
+        parts.append(-z if o.direction == "lower_is_better" else z)
+    comp = pd.concat(parts, axis=1).mean(axis=1, skipna=True) if parts else np.nan
+    return panel.assign(composite=comp)
+
+
+def common_match(panel: pd.DataFrame, design: StudyDesign, spec: str):
+    """One comparator set for every outcome: matched on context and the primary-outcome composite (issue 15)."""
+    treated = design.treated(composite_outcomes(design)[0], spec)
+    years = composite_years(design)
+    panel = add_composite(panel, design)
+    kwargs = design.matching_kwargs(spec)
+    n = (panel[panel["la_code"].isin(list(treated)) & panel["year"].isin(years)]
+         .groupby("la_code")["composite"].count().reindex(list(treated), fill_value=0))
+    # as for one outcome: a pilot with a single year of the composite has no trend (Norfolk: 2014 only)
+    kwargs.update(min_pre_years=1, outcome_trend=False) if (n < 2).any() else kwargs.setdefault("min_pre_years", 2)
+    return match_comparators(panel, treated, design.donor_pool(spec), "composite", years, **kwargs)
+
+
+def common_matched_panel(panel: pd.DataFrame, match, treated: dict[str, int], measure: str,
+                         years: list[int]) -> pd.DataFrame:
+    """The estimation panel of one outcome on the common comparators of ``match``.
+
+    A comparator's weight is the sum of ``1 / k_i`` over the pilots ``i`` of this
+    outcome's sample it serves (pilots without the outcome drop out with their pairs).
+    """
+    pairs = match.pairs[match.pairs["treated_code"].isin(list(treated))]
+    k_i = pairs.groupby("treated_code")["comparator_code"].transform("size")
+    w = (1.0 / k_i).groupby(pairs["comparator_code"]).sum()
+    codes = [c for c in treated if c in set(pairs["treated_code"])]
+    mp = panel[panel["la_code"].isin(codes + list(w.index)) & panel["year"].isin(years)]
+    mp = mp[["la_code", "year", measure]].copy()
+    mp["first_treated"] = mp["la_code"].map(treated).fillna(0).astype("int64")
+    mp["weight"] = mp["la_code"].map(w).fillna(1.0).where(mp["first_treated"] == 0, 1.0)
+    return mp.reset_index(drop=True)
+
+
+def flagged_cells(panel: pd.DataFrame, design: StudyDesign, o: Outcome, spec: str) -> pd.DataFrame:
+    """LA-years of ``o``'s window whose value of its measure the anomaly rule flags (``la_code``, ``year``)."""
+    cols = [c for c in ("la_code", "year", o.measure, "pop_0_17") if c in panel]
+    flags = anomalies(panel[cols])
+    flags = flags[(flags["measure"] == o.measure) & flags["year"].isin(design.years(o, spec))]
+    return flags[["la_code", "year"]].reset_index(drop=True)
 
 
 @dataclass
@@ -259,6 +344,17 @@ def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | 
     def note(text: str) -> None:
         out.notes.append(dict(outcome=o.id, specification=run.label, note=text))
 
+    if spec.drop_anomalies:
+        # Values the anomaly rule flags become missing in this specification only (issue 12).
+        flags = flagged_cells(panel, design, o, run.spec)
+        hit = pd.MultiIndex.from_frame(panel[["la_code", "year"]]).isin(
+            pd.MultiIndex.from_frame(flags[["la_code", "year"]]))
+        panel = panel.assign(**{measure: panel[measure].mask(hit)})
+        names_ = panel.drop_duplicates("la_code").set_index("la_code")["la_name"]
+        if len(flags):
+            note(f"{len(flags)} LA-year value(s) of {measure} flagged by the anomaly rule left out: "
+                 + ", ".join(f"{names_.get(c, c)} {y}" for c, y in flags.itertuples(index=False)))
+
     # Suppressed pre-period values: a pilot with none cannot be matched on this
     # outcome and is left out of it; one with a single observed pre-year has no
     # trend, so every LA is then matched on the pre-period level only.
@@ -272,7 +368,13 @@ def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | 
     if not treated:
         raise DesignError(f"no pilot has a pre-period value of {measure}", file="data/study_design.yaml")
     match = None
-    if spec.all_donors:
+    if spec.common_comparators:
+        # One comparator set for all outcomes, chosen before any pilot began (issue 15).
+        match = common_match(panel, design, run.spec)
+        mp = common_matched_panel(panel, match, treated, measure, years)
+        note(f"common comparators: matched once for every outcome on the context and a composite of "
+             f"{', '.join(c.measure for c in composite_outcomes(design))} in {_year_span(composite_years(design))}")
+    elif spec.all_donors:
         # Every eligible donor with a value, unweighted: no matching (issue 15).
         donors = design.donor_pool(run.spec)
         mp = panel[panel["la_code"].isin(list(treated) + donors) & panel["year"].isin(years)]
@@ -614,7 +716,8 @@ def grade_outcomes(design: StudyDesign, estimates: pd.DataFrame,
                          honest_ci_high=x.get("honest_ci_high", math.nan),
                          breakdown_rm=x.get("breakdown_rm", math.nan),
                          rules_out_improvement=improvement, rules_out_deterioration=deterioration,
-                         median_denominator=median_den, effect_in_children=children))
+                         median_denominator=median_den, effect_in_children=children,
+                         sdid_pre_rmse=x.get("sdid_pre_rmse", math.nan)))
     out = pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
     if not out.empty:
         prim = out["primary"].astype(bool).to_numpy()

@@ -17,21 +17,30 @@
 3. **Book** (``_build/html``). Key: everything the chapters read (``results/``,
    ``data/processed/``, the published edition, the data files, the manifest) plus
    the chapters, ``_config.yml``, ``_toc.yml``, ``references.bib``, ``_static/``,
-   ``Makefile``, ``pyproject.toml`` and all of ``analysis/``. myst-nb's own cache
-   keys on each notebook's code only, so a changed key means a clean build in
-   which every chapter executes; an unchanged key means no build at all.
+   ``Makefile``, ``pyproject.toml`` and all of ``analysis/``. It is the "anything
+   changed at all?" gate: unchanged, no build at all. Changed, Sphinx runs with the
+   environment of the last build (``_build/.doctrees``, ``_build/jupyter_execute``)
+   and re-reads, so re-executes, only the chapters whose **own** key changed
+   (:mod:`analysis.book.chapter_keys`): the chapter's source; the source of the
+   ``analysis`` modules its code cells import, and of theirs (:func:`code_closure`);
+   the content of every file its kernel opened for reading when it last executed
+   (``results/*.csv``, ``data/processed/*.csv``, ``data/*``, ``results/published/*``,
+   recorded by an audit hook, :mod:`analysis.book.chapter_reads`) and the names in
+   the folders it listed; the names of the files in the processed and results
+   folders; the library versions. The other chapters keep their doctrees and
+   outputs. ``--force`` builds clean, every chapter executing.
 
 Each step stores its key beside its outputs (``data/processed/.key``,
 ``results/.key``, ``_build/html/.build-key``), written last, after the outputs.
 
-The book is built safely (:func:`build_book`): Sphinx writes into a staging
-folder next to ``_build/html`` with fresh doctrees; only a build that succeeds
-with no warning replaces ``_build/html`` (rename aside, rename in, delete the
-old one). A failed build restores the previous doctrees and execution outputs,
-leaves ``_build/html`` untouched, exits non-zero and names its log,
-``_build/logs/build-<timestamp>.log``. The doctrees and ``_build/jupyter_execute``
-stay where ``make pdf`` (singlehtml) expects them, so it reuses the executed
-chapters.
+The book is built safely (:func:`build_book`): Sphinx writes every page into a
+fresh staging folder next to ``_build/html`` (the doctrees and executed outputs
+are copied aside first); only a build that succeeds with no warning replaces
+``_build/html`` (rename aside, rename in, delete the old one). A failed build
+restores the previous doctrees and execution outputs, leaves ``_build/html``
+untouched, exits non-zero and names its log, ``_build/logs/build-<timestamp>.log``.
+The doctrees and ``_build/jupyter_execute`` stay where ``make pdf`` (singlehtml)
+expects them, so it reuses the executed chapters.
 """
 from __future__ import annotations
 
@@ -39,6 +48,7 @@ import ast
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -152,8 +162,15 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
-def _imports(path: Path, module: str) -> set[str]:
+def _imports(path: Path, module: str) -> frozenset[str]:
     """Modules of the package that ``path`` imports anywhere (also inside functions)."""
+    st = path.stat()
+    return _imports_of(path, module, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=None)
+def _imports_of(path: Path, module: str, mtime_ns: int, size: int) -> frozenset[str]:
+    """:func:`_imports`, parsed once per version of the file (the book keys ask for many closures)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_pkg = path.name == "__init__.py"
     package = module if is_pkg else module.rsplit(".", 1)[0]
@@ -172,7 +189,7 @@ def _imports(path: Path, module: str) -> set[str]:
                 continue
             found.add(base)
             found.update(f"{base}.{a.name}" for a in node.names)  # submodules, when they are
-    return found
+    return frozenset(found)
 
 
 def code_closure(*modules: str) -> list[Path]:
@@ -558,13 +575,19 @@ def _remove(path: Path) -> None:
 
 
 def _recover(build_dir: Path) -> None:
-    """Tidy what an interrupted build left: restore a site moved aside, drop staging folders."""
+    """Tidy what an interrupted build left: restore a site and the environment set aside, drop staging folders.
+
+    A copy of the doctrees and executed outputs in ``.prev-*`` is the last complete
+    state (the success path deletes it before the swap), so it replaces whatever an
+    interrupted build left half-updated.
+    """
     html = build_dir / "html"
     for prev in sorted(build_dir.glob(".prev-*")):
         if not html.exists() and (prev / "html").is_dir():
             os.replace(prev / "html", html)
         for name in (".doctrees", "jupyter_execute"):
-            if not (build_dir / name).exists() and (prev / name).is_dir():
+            if (prev / name).is_dir():
+                _remove(build_dir / name)
                 os.replace(prev / name, build_dir / name)
         _remove(prev)
     for stage in build_dir.glob(".html-new-*"):
@@ -572,15 +595,17 @@ def _recover(build_dir: Path) -> None:
 
 
 def safe_swap_build(run_build, *, build_dir: Path = BUILD_DIR, stamp: dict[str, str] | None = None,
-                    keep: Iterable[str] = (".doctrees", "jupyter_execute"),
+                    keep: Iterable[str] = (".doctrees", "jupyter_execute"), reuse: bool = False,
                     log_dir: Path | None = None, echo=print) -> int:
     """Build a site into a staging folder and swap it into ``build_dir/html`` only on success.
 
     ``run_build(staging: Path, log: file) -> int`` writes the site into ``staging``
     and returns an exit status. The folders in ``keep`` (doctrees, executed
-    outputs) are moved aside first, so the build is clean, and restored when it
-    fails. On failure the previous ``html`` is untouched, the failed outputs are
-    deleted, and the log path is printed; the status is returned.
+    outputs) are set aside first and restored when the build fails: moved aside
+    (the build is clean) or, with ``reuse``, copied aside (the build updates them
+    in place, re-reading only outdated chapters). On failure the previous ``html``
+    is untouched, the failed outputs are deleted, and the log path is printed; the
+    status is returned.
     """
     build_dir = Path(build_dir)
     log_dir = Path(log_dir or build_dir / "logs")
@@ -593,7 +618,9 @@ def safe_swap_build(run_build, *, build_dir: Path = BUILD_DIR, stamp: dict[str, 
     prev = build_dir / f".prev-{ts}"
     prev.mkdir()
     for name in keep:
-        if (build_dir / name).exists():
+        if (build_dir / name).is_dir() and reuse:
+            shutil.copytree(build_dir / name, prev / name, symlinks=True)
+        elif (build_dir / name).exists():
             os.replace(build_dir / name, prev / name)
     t0 = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
@@ -617,6 +644,8 @@ def safe_swap_build(run_build, *, build_dir: Path = BUILD_DIR, stamp: dict[str, 
     if stamp is not None:
         (staging / BOOK_KEY_FILE).write_text(json.dumps(stamp, indent=1, sort_keys=True),
                                              encoding="utf-8")
+    for name in keep:  # the build's doctrees and outputs are now the ones to keep
+        _remove(prev / name)
     html = build_dir / "html"
     if html.exists():
         os.replace(html, prev / "html")
@@ -641,6 +670,10 @@ def _tee_subprocess(cmd: list[str], log, echo_output: bool = True) -> int:
 def build_book(*, force: bool = False, quiet: bool = False, echo=print) -> int:
     """Build ``_build/html`` safely, skipping the build when its key is unchanged.
 
+    When the key changed, the Sphinx environment of the last build is reused, so
+    only the chapters whose own key changed execute
+    (:mod:`analysis.book.chapter_keys`); ``force`` builds clean, every chapter executing.
+
     In child-level mode (``childlevel_published.csv`` in ``data/processed``) every
     table the book reads is checked first
     (:func:`analysis.childlevel.pipeline.publishable_results`); a failure raises
@@ -657,9 +690,11 @@ def build_book(*, force: bool = False, quiet: bool = False, echo=print) -> int:
         echo(f"book up to date (_build/html: chapters and everything they read unchanged, "
              f"key {key.value[:12]})")
         return 0
+    reuse = not force and (BUILD_DIR / ".doctrees" / "environment.pickle").exists()
     if old and not force:
         echo("book inputs changed: " + "; ".join(changed_parts(old, key)) +
-             " -> clean build, every chapter executes")
+             (" -> only chapters whose own inputs changed execute" if reuse else
+              " -> clean build, every chapter executes"))
 
     def run(staging: Path, log) -> int:
         return _tee_subprocess(_sphinx_command(staging, BUILD_DIR / ".doctrees"), log,
@@ -668,7 +703,7 @@ def build_book(*, force: bool = False, quiet: bool = False, echo=print) -> int:
     with build_lock():
         stamp = {"key": key.value, "built": dt.datetime.now().isoformat(timespec="seconds"),
                  "parts": key.parts}
-        return safe_swap_build(run, stamp=stamp, echo=echo)
+        return safe_swap_build(run, stamp=stamp, reuse=reuse, echo=echo)
 
 
 def build_all(*, force: bool = False, quiet: bool = False, workers: int | None = None) -> int:

@@ -1,0 +1,244 @@
+"""Per-chapter keys: a chapter re-executes only when its own inputs change.
+
+A Sphinx extension (listed under ``sphinx: extra_extensions`` in ``_config.yml``).
+The book build keeps its Sphinx environment (``_build/.doctrees``) and executed
+outputs (``_build/jupyter_execute``) from one build to the next, so Sphinx re-reads,
+and myst-nb (``execute_notebooks: force``) re-executes, only the chapters it finds
+outdated. Sphinx alone looks at the chapter's own source file; this extension adds,
+on ``env-get-outdated``, every chapter whose **key** changed since the environment
+last read it. A chapter's key (:func:`chapter_key`) covers:
+
+- its source file;
+- the source of every module of ``analysis/`` its code cells import, and of the
+  modules those import (:func:`analysis.run.build.code_closure`), plus any
+  ``analysis`` module its kernel imported at run time;
+- every file its kernel opened for reading under the checkout, the processed and
+  results folders and the data cache (``results/*.csv``, ``data/processed/*.csv``,
+  ``data/*``, ``results/published/*``, raw files ...), by content, and the names in
+  every such folder it listed; recorded when it last executed (below);
+- the names of the files in the processed and results folders (a chapter may
+  look for a file without opening it), the locations of those folders and the
+  library versions.
+
+The files a chapter reads are not declared anywhere: they are recorded while it
+executes. Each chapter's kernel starts with an IPython startup file (the build
+points ``IPYTHONDIR`` at a temporary profile) that installs an audit hook
+(:func:`analysis.book.chapter_reads.record_reads`, :func:`sys.addaudithook`): every file opened for reading
+and every folder listed under those roots is appended to a per-chapter list,
+which the extension stores in the Sphinx environment with the key
+(``doctree-read``). The record is thus exact and maintains itself: a chapter that
+starts reading another table records it the next time it runs.
+
+Code of ``analysis/`` is covered by the import closure, not by the record, and
+files under ``_build/`` are not recorded (the build writes them).
+"""
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from analysis.book.chapter_reads import READS_VAR, STARTUP, parse_reads
+from analysis.core.paths import PROCESSED_DIR, RESULTS_DIR, ROOT
+from analysis.run.build import Key, changed_parts, code_closure, file_sha256, library_versions
+
+# --------------------------------------------------------------------------- the key
+_CELL = re.compile(r"^(`{3,}|~{3,})\{code-cell\}[^\n]*\n(.*?)^\1", re.S | re.M)
+_IMPORT = re.compile(r"^\s*(?:from\s+(analysis[\w.]*)\s+import\s+\(?([\w\s,]+)|import\s+(analysis[\w.]*))",
+                     re.M)
+
+
+def _cell_code(body: str) -> str:
+    lines = body.splitlines()
+    if lines and lines[0].strip() == "---":  # YAML options block
+        end = next((i for i, ln in enumerate(lines[1:], 1) if ln.strip() == "---"), 0)
+        lines = lines[end + 1:]
+    while lines and lines[0].startswith(":"):  # short options (":tags: [...]")
+        lines = lines[1:]
+    return "\n".join("" if ln.lstrip().startswith(("%", "!")) else ln for ln in lines)
+
+
+def imported_modules(text: str) -> set[str]:
+    """``analysis`` modules the code cells of a MyST notebook import (and names that may be modules)."""
+    found: set[str] = set()
+    for m in _CELL.finditer(text):
+        code = _cell_code(m.group(2))
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:  # fall back to reading the import lines
+            for frm, names, imp in _IMPORT.findall(code):
+                if imp:
+                    found.add(imp)
+                else:
+                    found.add(frm)
+                    found.update(f"{frm}.{n.split()[0]}" for n in names.split(",") if n.strip())
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names if a.name.split(".")[0] == "analysis")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "analysis":
+                found.add(node.module)
+                found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+class Hashes:
+    """sha256 of files and the library versions, each found once.
+
+    One build hashes the same tables for many chapters; they do not change while it runs.
+    """
+
+    def __init__(self) -> None:
+        self.files: dict[str, str] = {}
+        self._libraries: dict[str, str] | None = None
+
+    def __call__(self, path: str) -> str:
+        """Hex sha256 of the file at ``path`` (``"missing"`` when there is none)."""
+        if path not in self.files:
+            p = Path(path)
+            self.files[path] = file_sha256(p) if p.is_file() else "missing"
+        return self.files[path]
+
+    @property
+    def libraries(self) -> dict[str, str]:
+        """:func:`analysis.run.build.library_versions`, found once."""
+        if self._libraries is None:
+            self._libraries = library_versions()
+        return self._libraries
+
+
+def _listing(folder: Path | str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(folder) if not n.startswith("."))
+    except OSError:
+        return ["<missing>"]
+
+
+def _short(path: str) -> str:
+    try:
+        return Path(path).relative_to(ROOT).as_posix()
+    except ValueError:
+        return path
+
+
+def chapter_key(source: Path, reads: dict[str, list[str]] | None = None, *,
+                hashes: Hashes | None = None) -> Key:
+    """The key of the chapter at ``source`` that read ``reads`` (see the module docstring).
+
+    ``reads`` is what :func:`parse_reads` returns for the chapter's last
+    execution (None or empty: the chapter has not executed yet, or read nothing).
+    ``hashes`` reuses file hashes across calls (one build); by default every file is read.
+    """
+    hashes = hashes or Hashes()
+    reads = reads or {}
+    source = Path(source)
+    text = source.read_text(encoding="utf-8") if source.is_file() else ""
+    modules = imported_modules(text) | set(reads.get("modules", []))
+    return Key.of({
+        "source": hashes(str(source)),
+        "code": {_short(str(f)): hashes(str(f)) for f in code_closure(*sorted(modules))} if modules else {},
+        "files": {_short(p): hashes(p) for p in reads.get("files", [])},
+        "folders": {_short(p): _listing(p) for p in reads.get("folders", [])},
+        "outputs": {"processed": [str(PROCESSED_DIR), _listing(PROCESSED_DIR)],
+                    "results": [str(RESULTS_DIR), _listing(RESULTS_DIR)]},
+        "libraries": hashes.libraries,
+    })
+
+
+# --------------------------------------------------------------------------- Sphinx
+def _log():
+    from sphinx.util import logging
+
+    return logging.getLogger(__name__)
+
+
+def _start(app) -> None:
+    """builder-inited: a temporary folder for the reads and an IPython profile that records them."""
+    tmp = Path(tempfile.mkdtemp(prefix="sos-chapter-reads-"))
+    startup = tmp / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-sos-chapter-reads.py").write_text(STARTUP, encoding="utf-8")
+    app._sos_reads_dir = tmp
+    app._sos_hashes = Hashes()
+    app._sos_saved_env = {k: os.environ.get(k) for k in ("IPYTHONDIR", READS_VAR)}
+    os.environ["IPYTHONDIR"] = str(tmp / "ipython")  # the kernels the build starts inherit it
+
+
+def _reads_file(app, docname: str) -> Path:
+    return app._sos_reads_dir / (docname.replace("/", "__") + ".reads")
+
+
+def _before_read(app, docname: str, source: list[str]) -> None:
+    """source-read: the kernel about to execute ``docname`` records into its own file."""
+    path = _reads_file(app, docname)
+    path.unlink(missing_ok=True)
+    os.environ[READS_VAR] = str(path)
+
+
+def _after_read(app, doctree) -> None:
+    """doctree-read: store what the chapter read, and its key, in the environment."""
+    env = app.env
+    docname = env.docname
+    path = _reads_file(app, docname)
+    reads = parse_reads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    os.environ.pop(READS_VAR, None)
+    key = chapter_key(Path(env.doc2path(docname)), reads, hashes=app._sos_hashes)
+    _store(env)[docname] = {"key": key.value, "parts": key.parts, "reads": reads}
+
+
+def _store(env) -> dict[str, dict[str, Any]]:
+    if not hasattr(env, "sos_chapter_keys"):
+        env.sos_chapter_keys = {}
+    return env.sos_chapter_keys
+
+
+def _outdated(app, env, added, changed, removed) -> list[str]:
+    """env-get-outdated: the chapters whose key changed since they were last read."""
+    store = _store(env)
+    out = []
+    for docname in sorted(set(env.found_docs) - set(added) - set(changed) - set(removed)):
+        old = store.get(docname)
+        key = chapter_key(Path(env.doc2path(docname)), (old or {}).get("reads"),
+                          hashes=app._sos_hashes)
+        if old is None or old.get("key") != key.value:
+            why = "; ".join(changed_parts(old, key)) if old else "no key recorded"
+            _log().info(f"chapter {docname} re-executes: {why}")
+            out.append(docname)
+    n_reread = len(set(added) | set(changed)) + len(out)
+    _log().info(f"chapters to read: {n_reread} of {len(env.found_docs)} "
+                f"({len(env.found_docs) - n_reread} unchanged, kept from the last build)")
+    return out
+
+
+def _purge(app, env, docname: str) -> None:
+    _store(env).pop(docname, None)
+
+
+def _finish(app, exception) -> None:
+    """build-finished: restore the environment variables, drop the temporary folder."""
+    for k, v in getattr(app, "_sos_saved_env", {}).items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    tmp = getattr(app, "_sos_reads_dir", None)
+    if tmp is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def setup(app) -> dict[str, Any]:
+    """Register the extension (see the module docstring)."""
+    app.connect("builder-inited", _start)
+    app.connect("env-get-outdated", _outdated)
+    app.connect("env-purge-doc", _purge)
+    app.connect("source-read", _before_read)
+    app.connect("doctree-read", _after_read)
+    app.connect("build-finished", _finish)
+    # The kernels learn which chapter they run through an environment variable, so
+    # documents are read one at a time (the book is read serially anyway).
+    return {"version": "1", "env_version": 1, "parallel_read_safe": False,
+            "parallel_write_safe": True}

@@ -92,6 +92,8 @@ def record_reads(target: str | None = None) -> bool:
                 item = os.path.abspath(os.fsdecode(path))
                 if not is_tracked(item, roots, excluded):
                     return
+                if kind == "folder" and item in {os.path.abspath(p) for p in sys.path if isinstance(p, str)}:
+                    return  # the import system scanning sys.path, not the chapter reading
             if (kind, item) in seen:
                 return
             seen.add((kind, item))

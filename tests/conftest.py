@@ -19,10 +19,12 @@ skipped, with that reason, only when neither is available.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -65,23 +67,45 @@ def real_source():
     return lambda sid: fetch(manifest[sid])
 
 
+def _built_once(name: str, target: Path, build: Callable[[Path], None], tmp_path_factory) -> None:
+    """Build ``name`` into ``target``; with pytest-xdist, one worker builds it and the others copy it.
+
+    Each worker keeps its own output folders (tests may write into them); what is
+    built is shared through pytest's base temporary folder, under a file lock, so
+    two workers never build the same thing twice.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        build(target)
+        return
+    shared = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
+    with open(shared.parent / f"shared-{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        if not (shared / ".complete").exists():
+            build(shared)
+            (shared / ".complete").touch()
+    shutil.copytree(shared, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
+
+
 @pytest.fixture(scope="session")
-def real_panel() -> Path:
+def real_panel(tmp_path_factory) -> Path:
     """The real panel, built once per session into the session's processed folder."""
     require_real_data()
     from analysis.run.build import ensure_panel  # after the folders are set (see above)
 
-    ensure_panel(echo=lambda *a: None)
+    _built_once("processed", paths.PROCESSED_DIR, lambda d: ensure_panel(d, echo=lambda *a: None),
+                tmp_path_factory)
     assert paths.PROCESSED_DIR.is_relative_to(_SESSION_DIR or paths.PROCESSED_DIR)
     return paths.PROCESSED_DIR
 
 
 @pytest.fixture(scope="session")
-def real_results(real_panel) -> Path:
+def real_results(real_panel, tmp_path_factory) -> Path:
     """The study's results on the real panel, computed once per session."""
     from analysis.run.build import ensure_results
 
-    ensure_results(echo=lambda *a: None, progress=False)
+    _built_once("results", paths.RESULTS_DIR,
+                lambda d: ensure_results(real_panel, d, echo=lambda *a: None, progress=False),
+                tmp_path_factory)
     return paths.RESULTS_DIR
 
 

@@ -293,8 +293,10 @@ def test_public_outputs_unchanged_without_child_level(world, tmp_path, monkeypat
     without = tmp_path / "design_without.yaml"
     without.write_text(text[:start].rstrip("\n") + "\n" + text[end:], encoding="utf-8")
     panel = tmp_path / "a" / "panel.csv"
-    res = run_study(panel_path=panel, outcomes=["kinship_care", "sgo_exits"], progress=False)
-    ref = run_study(panel_path=panel, design_path=without, outcomes=["sgo_exits"], progress=False)
+    res = run_study(panel_path=panel, outcomes=["kinship_care", "sgo_exits"], progress=False,
+                    specifications=["main", "k1"])
+    ref = run_study(panel_path=panel, design_path=without, outcomes=["sgo_exits"], progress=False,
+                    specifications=["main", "k1"])
     assert set(res.estimates["outcome"]) == {"sgo_exits"}
     assert res.notes["note"].str.contains("poc_kinship_pct").any()
     write_results(res, tmp_path / "with")
@@ -363,7 +365,7 @@ def test_cin_outcomes_are_estimated_beside_their_child_level_model(world, built,
                           "year": panel["year"], "numerator": numerator, "denominator": n})
     pd.concat([counts, extra], ignore_index=True).to_csv(tmp_path / COUNTS_FILE, index=False)
 
-    res = run_study(panel_path=tmp_path / "panel.csv", progress=False, workers=1,
+    res = run_study(panel_path=tmp_path / "panel.csv", progress=False, workers=1, specifications=["main"],
                     outcomes=["rereferrals_after_nfa", "assessment_duration",
                               "escalation_after_rereferral"])
     est = res.estimates[res.estimates["specification"] == "main"]

@@ -95,8 +95,12 @@ def test_real_design_outcomes_and_specs(design):
     assert design.spec("leave_one_out").leave_one_out
     # The log records every change made after results were first seen.
     assert [d.date.isoformat() for d in design.deviations][:2] == ["2026-11-26", "2026-11-26"]
-    # issues 13-15 (2026-12-03): one primary inference, SESOIs, counted robustness, new specifications
-    assert all(d.date.isoformat() == "2026-12-03" for d in design.deviations[2:])
+    # issues 13-15 (2026-12-03): one primary inference, SESOIs, counted robustness, new specifications;
+    # issues 12 and 15 (2026-12-07): the anomaly and common-comparator sensitivity specifications
+    dates = [d.date.isoformat() for d in design.deviations[2:]]
+    assert set(dates) == {"2026-12-03", "2026-12-07"} and dates == sorted(dates)
+    assert {"common_comparators", "no_anomalies"} <= set(design.specifications)
+    assert design.spec("no_anomalies").drop_anomalies and design.spec("common_comparators").common_comparators
     assert any("primary inference" in d.change for d in design.deviations[2:])
     assert "kinship_care" in design.deviations[0].change
     assert "rereferrals_after_nfa" in design.deviations[1].change

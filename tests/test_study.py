@@ -136,3 +136,54 @@ def test_twfe_on_real_matched_panel_matches_pyfixest(real_source, tmp_path, desi
     fit = pf.feols("y ~ treat | la_code + year", data=df, weights="weight", vcov={"CRV1": "la_code"})
     assert ours.estimate == pytest.approx(float(fit.coef()["treat"]), abs=1e-6)
     assert ours.std_error == pytest.approx(float(fit.se()["treat"]), abs=1e-6)
+
+
+@pytest.mark.integration
+def test_common_comparators_are_one_set_for_every_outcome(real_panel, design):
+    """Issue 15: the common-comparators specification uses the same donors, with the same
+    weights where the same pilots are in the sample, for outcomes measured on different
+    sources and onsets; the main specification matches each outcome on its own."""
+    from analysis.ingest.panel import load_panel
+    from analysis.run.study import composite_outcomes, composite_years
+
+    panel = load_panel(real_panel / "panel.csv")
+    assert [o.id for o in composite_outcomes(design)] == ["rereferrals", "repeat_plans", "sgo_exits"]
+    assert composite_years(design)[0] < min(design.treated("rereferrals").values())
+    donors, own = {}, {}
+    for oid in ("repeat_plans", "foster_share", "assessment_timeliness"):
+        common = run_one(panel, design, Run(oid, "common_comparators"), full=False).est_sample
+        main = run_one(panel, design, Run(oid, "main"), full=False).est_sample
+        donors[oid] = set(common.loc[common["first_treated"] == 0, "la_code"])
+        own[oid] = set(main.loc[main["first_treated"] == 0, "la_code"])
+    # the same comparators, less any with no published value of an outcome in its window
+    union, shared = set.union(*donors.values()), set.intersection(*donors.values())
+    assert len(shared) >= 0.9 * len(union), (len(shared), len(union))
+    own_shared = set.intersection(*own.values())
+    assert len(own_shared) < 0.5 * len(set.union(*own.values()))   # main: each outcome its own
+
+
+@pytest.mark.integration
+def test_no_anomalies_leaves_out_flagged_la_years_only_in_its_specification(real_panel, design):
+    """Issue 12: Wakefield's 2016 re-referral rate is flagged; the no_anomalies specification
+    leaves it out (with a note), the main specification keeps the published value."""
+    from analysis.ingest.panel import load_panel
+    from analysis.run.study import flagged_cells
+
+    panel = load_panel(real_panel / "panel.csv")
+    o = design.outcome("rereferrals")
+    flags = flagged_cells(panel, design, o, "no_anomalies")
+    wakefield = "E08000036"
+    assert ((flags["la_code"] == wakefield) & (flags["year"] == 2016)).any()
+    main = run_one(panel, design, Run("rereferrals", "main"), full=False)
+    dropped = run_one(panel, design, Run("rereferrals", "no_anomalies"), full=False)
+    cell = lambda s: s[(s["la_code"] == wakefield) & (s["year"] == 2016)]  # noqa: E731
+    published = panel.loc[(panel["la_code"] == wakefield) & (panel["year"] == 2016), o.measure].iloc[0]
+    assert cell(main.est_sample)[o.measure].iloc[0] == published
+    assert cell(dropped.est_sample).empty
+    assert len(dropped.est_sample) == len(main.est_sample) - len(
+        flags.merge(main.est_sample[["la_code", "year"]]))
+    assert any("anomaly rule" in n["note"] and "Wakefield 2016" in n["note"] for n in dropped.notes)
+    # an outcome with no flagged value in its window is not run: it would reproduce main
+    runs = plan_runs(design, panel)
+    assert Run("assessment_timeliness", "no_anomalies") not in runs
+    assert Run("rereferrals", "no_anomalies") in runs

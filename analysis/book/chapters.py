@@ -109,11 +109,10 @@ def design():
     """
     import dataclasses
 
-
     d = load_design()
     if any(o.source == "child_level" for o in d.outcomes):
-        path = RESULTS_FOLDER / "estimates.csv"
-        have = set(pd.read_csv(path, usecols=["outcome"])["outcome"]) if path.exists() else set()
+        path = RESULTS_FOLDER / "outcomes.csv"
+        have = set(pd.read_csv(path)["outcome"]) if path.exists() else set()
         d = dataclasses.replace(d, outcomes=tuple(o for o in d.outcomes
                                                   if o.source == "public" or o.id in have))
     return d

@@ -186,3 +186,28 @@ def suppression_table(folder: Path | None = None, measures: list[str] | None = N
     years = [c for c in out.columns if isinstance(c, int)]
     out[years] = out[years].astype(object).where(out[years].notna(), "")
     return out
+
+
+#: Groups of measures for the coverage figures (one figure each, so each prints on a page).
+COVERAGE_GROUPS = {
+    "activity": "Referrals, children in need and child protection",
+    "looked_after": "Children looked after",
+    "context": "Workforce and context",
+}
+
+
+def coverage_group(name: str) -> str:
+    """The :data:`COVERAGE_GROUPS` key of a panel measure, from its name."""
+    if name.startswith(("cla_", "sgo_")):
+        return "looked_after"
+    if name.startswith(("referral", "rereferral", "nfa_", "cin_", "cpp_", "assessments", "s47_", "icpc_",
+                        "care_applications")):
+        return "activity"
+    return "context"
+
+
+def coverage_measures(group: str, folder: Path | None = None) -> list[str]:
+    """The measures of ``measures.csv`` in one coverage group, in the panel's order."""
+    if group not in COVERAGE_GROUPS:
+        raise ValueError(f"unknown coverage group {group!r}: one of {', '.join(COVERAGE_GROUPS)}")
+    return [m for m in _processed("measures", folder)["name"] if coverage_group(m) == group]

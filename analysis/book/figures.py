@@ -239,12 +239,15 @@ def coverage_heatmap(coverage: pd.DataFrame, labels: dict[str, str] | None = Non
         grid = grid.reindex([m for m in measures if m in grid.index])
     labels = labels or {}
     cmap = LinearSegmentedColormap.from_list("af_seq", ["#FFFFFF"] + SEQUENTIAL[::-1][:-1] + [SEQUENTIAL[0]])
+    # Page width, long labels wrapped, a row height that keeps up to ~18 measures on an A4 page.
+    ylabels = [_wrap(labels.get(m, m), 44) for m in grid.index]
+    lines = sum(lab.count("\n") + 1 for lab in ylabels)
     with house_style():
-        fig, ax = _subplots(figsize=(9, 0.32 * len(grid) + 1.4))
+        fig, ax = _subplots(figsize=(_MAIN_WIDTH, 0.2 * lines + 0.12 * len(grid) + 1.3))
         im = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap=cmap, vmin=0, vmax=1,
                        interpolation="nearest")
         ax.set_xticks(range(grid.shape[1]), [str(y) for y in grid.columns], rotation=90)
-        ax.set_yticks(range(grid.shape[0]), [labels.get(m, m) for m in grid.index])
+        ax.set_yticks(range(grid.shape[0]), ylabels)
         ax.set_xlabel("Reporting year (ending 31 March)")
         ax.grid(False)
         cbar = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)

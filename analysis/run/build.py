@@ -92,7 +92,7 @@ LIBRARIES = ("numpy", "pandas", "scipy", "statsmodels", "pyarrow", "openpyxl", "
 PANEL_OUTPUTS = ("panel.csv", "measures.csv", "coverage.csv")
 RESULT_OUTPUTS = ("estimates.csv", "evidence.csv", "event_study.csv", "group_time.csv", "power.csv",
                   "honest_did.csv", "pilot_effects.csv", "sdid_weights.csv", "contrasts.csv",
-                  "matched_pairs.csv", "balance.csv", "trends.csv", "notes.csv")
+                  "matched_pairs.csv", "balance.csv", "trends.csv", "notes.csv", "outcomes.csv")
 
 
 # --------------------------------------------------------------------------- hashing
@@ -225,7 +225,7 @@ def code_digest(*modules: str) -> dict[str, str]:
 def data_files() -> list[Path]:
     """Project data files (not downloaded) that readers and the design loader read."""
     return [DATA_DIR / "measure_definitions.csv", DATA_DIR / "local_authorities.csv",
-            DATA_DIR / "reference"]
+            DATA_DIR / "validation.yaml", DATA_DIR / "reference"]
 
 
 def verified_manifest() -> list[dict[str, str]]:

@@ -789,7 +789,11 @@ class StudyResults:
                 "matched_pairs.csv": self.pairs, "balance.csv": self.balance,
                 "trends.csv": self.trends, "notes.csv": self.notes, "power.csv": self.power,
                 "honest_did.csv": self.honest_did, "pilot_effects.csv": self.pilot_effects,
-                "sdid_weights.csv": self.sdid_weights, "contrasts.csv": self.contrasts}
+                "sdid_weights.csv": self.sdid_weights, "contrasts.csv": self.contrasts,
+                # which outcomes were estimated: the book's outcome list reads this small file,
+                # so a changed estimate does not re-execute chapters that only list outcomes
+                "outcomes.csv": pd.DataFrame({"outcome": pd.unique(self.estimates["outcome"])
+                                              if len(self.estimates) else []})}
 
 
 _WORKER: dict[str, Any] = {}
@@ -827,7 +831,8 @@ def _child_level_gap(panel: pd.DataFrame, design: StudyDesign, o: Outcome) -> st
 
 def run_study(panel_path: Path | None = None, design_path: Path | None = None, *,
               workers: int | None = None, progress: bool = True,
-              outcomes: list[str] | None = None, cache: Any = None) -> StudyResults:
+              outcomes: list[str] | None = None, specifications: list[str] | None = None,
+              cache: Any = None) -> StudyResults:
     """Run every outcome x specification of the design on the built panel.
 
     Parameters
@@ -840,6 +845,9 @@ def run_study(panel_path: Path | None = None, design_path: Path | None = None, *
         Print one line per outcome as it completes.
     outcomes
         Only these outcome ids (default: all of the design's).
+    specifications
+        Only these specifications (default: all; ``main`` is always run). For tests
+        and trials: grades then count only the robustness checks that were run.
     cache
         Optional store of finished runs (``analysis.run.build.RunCache``):
         ``cache.load(panel, design, runs)`` returns ``{run: RunOutput}`` for the
@@ -860,7 +868,8 @@ def run_study(panel_path: Path | None = None, design_path: Path | None = None, *
                for o in absent if outcomes is None or o.id in outcomes]
     if absent:
         design = dataclasses.replace(design, outcomes=tuple(o for o in design.outcomes if o not in absent))
-    runs = [r for r in plan_runs(design, panel) if outcomes is None or r.outcome in outcomes]
+    runs = [r for r in plan_runs(design, panel) if (outcomes is None or r.outcome in outcomes)
+            and (specifications is None or r.spec == MAIN or r.spec in specifications)]
     skipped += [dict(outcome=oid, specification=spec, note="not run: it reproduces the main specification "
                      "for this outcome, so it is not counted as a robustness check")
                 for oid, spec in duplicate_specs(design) if outcomes is None or oid in outcomes]

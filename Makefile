@@ -34,8 +34,11 @@ lint: $(STAMP)
 
 # Hermetic: builds what it needs in a temporary folder, never touches data/processed,
 # results or _build; the order is shuffled (pytest-randomly). Book checks: check-book.
+# Two workers (pytest-xdist), one test file per worker at a time (--dist loadfile), so a
+# file's module fixtures are built once; the session's real panel and results are built
+# once and shared (tests/conftest.py). -rs prints the reason of every skip.
 test: lint
-	$(PY) -m pytest -q -m "not book" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -rs -m "not book" -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # The built book, its PDF and its pages in headless Chromium (needs make report, make pdf).
 check-book: $(STAMP)

@@ -594,6 +594,23 @@ class Findings:
         m = self.main
         return m[(m["estimator"] == estimator) & (m["inference"] == inference)].iloc[0]
 
+    def child_level_comparison(self) -> str:
+        """A sentence setting the child-level LPM beside the LA-level estimate ('' if none)."""
+        lpm = self.main[self.main["estimator"] == "child_lpm"]
+        if lpm.empty:
+            return ""
+        r, e = lpm.iloc[0], self.evidence
+        unit = f" {self.unit}" if self.unit else ""
+        return (f"A child-level model like the published evaluation's, a linear probability "
+                f"model with one row per child record, LA and year effects and standard errors "
+                f"clustered by LA, fitted on the same matched LAs and years (each record weighted "
+                f"by its LA's matching weight), gives {fmt(r['estimate'], 1, signed=True)}{unit} "
+                f"(95% interval {fmt(r['ci_low'])} to {fmt(r['ci_high'])}; {fmt_p(r['p_value'])}), "
+                f"against {fmt(e['estimate'], 1, signed=True)}{unit} from the LA-level analysis. "
+                f"The two differ in weighting: the child-level model gives each LA-year weight "
+                f"in proportion to its number of records, the LA-level model the same weight "
+                f"to every LA-year.")
+
     def _row(self, estimator: str, inference: str, spec: str = "main") -> pd.Series | None:
         e = self.estimates
         r = e[(e["estimator"] == estimator) & (e["inference"] == inference) & (e["specification"] == spec)]

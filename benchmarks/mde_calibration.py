@@ -34,31 +34,43 @@ from analysis.methods.inference import WildClusterBootstrap
 from analysis.run.study import MAIN, Run, run_one
 
 
-def noise_model(sample: pd.DataFrame, measure: str) -> tuple[pd.Series, pd.Series, float, float]:
-    """LA effects, year effects, residual SD and AR(1) correlation from the untreated cells."""
-    untreated = sample[(sample["first_treated"] == 0) | (sample["year"] < sample["first_treated"])]
-    y = untreated[measure].to_numpy(float)
-    la, yr = untreated["la_code"], untreated["year"]
-    a, g = pd.Series(0.0, index=la.unique()), pd.Series(0.0, index=yr.unique())
-    for _ in range(200):  # alternating projections: two-way fixed effects on an unbalanced panel
-        g = pd.Series(y - a[la].to_numpy(), index=yr.to_numpy()).groupby(level=0).mean()
-        a_new = pd.Series(y - g[yr].to_numpy(), index=la.to_numpy()).groupby(level=0).mean()
-        if np.max(np.abs(a_new - a.reindex(a_new.index))) < 1e-10:
-            a = a_new
+def noise_model(sample: pd.DataFrame, measure: str) -> tuple[pd.Series, pd.Series, pd.Series, float]:
+    """LA effects, year effects, each LA's residual SD and the AR(1) correlation of the real sample.
+
+    The residuals are those of the difference-in-differences fit itself (LA and year
+    effects and the treated cells' average effect) over every cell of the estimation
+    sample, so the pilots' post-period departures from their average effect (the
+    heterogeneity the wild bootstrap's null distribution carries) count as noise.
+    """
+    s = sample[sample[measure].notna()]
+    y = s[measure].to_numpy(float)
+    la, yr = s["la_code"], s["year"]
+    d = ((s["first_treated"] > 0) & (s["year"] >= s["first_treated"])).to_numpy(float)
+    a, g, tau = pd.Series(0.0, index=la.unique()), pd.Series(0.0, index=yr.unique()), 0.0
+    for _ in range(500):  # alternating projections: two-way fixed effects and the DiD effect
+        g = pd.Series(y - tau * d - a[la].to_numpy(), index=yr.to_numpy()).groupby(level=0).mean()
+        a_new = pd.Series(y - tau * d - g[yr].to_numpy(), index=la.to_numpy()).groupby(level=0).mean()
+        tau_new = float(np.sum(d * (y - a_new[la].to_numpy() - g[yr].to_numpy())) / max(d.sum(), 1.0))
+        done = np.max(np.abs(a_new - a.reindex(a_new.index))) < 1e-10 and abs(tau_new - tau) < 1e-10
+        a, tau = a_new, tau_new
+        if done:
             break
-        a = a_new
-    resid = y - a[la].to_numpy() - g[yr].to_numpy()
-    k = la.nunique() + yr.nunique() - 1
+    resid = y - tau * d - a[la].to_numpy() - g[yr].to_numpy()
+    k = la.nunique() + yr.nunique()
     sd = math.sqrt(np.sum(resid ** 2) / max(len(resid) - k, 1))
-    r = untreated.assign(e=resid).sort_values(["la_code", "year"])
+    r = s.assign(e=resid).sort_values(["la_code", "year"])
     lagged = r.groupby("la_code")["e"].shift()
     ok = lagged.notna() & (r["year"] - r.groupby("la_code")["year"].shift() == 1)
     rho = float(np.corrcoef(r.loc[ok, "e"], lagged[ok])[0, 1]) if ok.sum() > 2 else 0.0
     years = sorted(sample["year"].unique())
-    # year effects for treated-only years (none here) default to the mean
     g = g.reindex(years).fillna(g.mean())
     a = a.reindex(sample["la_code"].unique()).fillna(a.mean())
-    return a, g, sd, rho
+    # Each LA's own residual SD (small LAs are noisier than large ones), shrunk towards the
+    # pooled SD with the weight of two observations so a short series cannot make it zero.
+    ss = r.groupby("la_code")["e"].agg(lambda e: float(np.sum(e ** 2)))
+    n = r.groupby("la_code")["e"].size()
+    sd_la = np.sqrt((ss + 2 * sd ** 2) / (n + 2)).reindex(a.index).fillna(sd)
+    return a, g, sd_la, rho
 
 
 def simulate(sample: pd.DataFrame, measure: str, effect: float, panels: int, draws: int, weight: str,
@@ -77,16 +89,17 @@ def simulate(sample: pd.DataFrame, measure: str, effect: float, panels: int, dra
     found = 0
     for s in range(panels):
         e = np.empty((len(las), len(years)))
-        e[:, 0] = rng.normal(0, sd, len(las))
-        for t in range(1, len(years)):  # stationary AR(1) with the real SD and correlation
-            e[:, t] = rho * e[:, t - 1] + rng.normal(0, sd * math.sqrt(1 - rho ** 2), len(las))
+        sd_i = sd.to_numpy()
+        e[:, 0] = rng.normal(0, 1, len(las)) * sd_i
+        for t in range(1, len(years)):  # stationary AR(1): each LA's own SD, the real correlation
+            e[:, t] = rho * e[:, t - 1] + rng.normal(0, 1, len(las)) * sd_i * math.sqrt(1 - rho ** 2)
         sim = sample.assign(**{measure: base + e[li, ti] + effect * treated_cell})
         p = prepare_panel(sim, outcome=measure, unit="la_code", time="year", first_treated="first_treated",
                           weights="weight")
         design = FWLDesign.build(p, p.treatment[:, None], ["treated"])
         wb = WildClusterBootstrap(design, np.ones((1, 1)), draws=draws, weight_type=weight, seed=seed + s)
         found += wb.pvalue(0.0) <= 0.05
-    return found / panels, sd, rho
+    return found / panels, float(np.sqrt(np.mean(sd.to_numpy() ** 2))), rho
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--panels", type=int, default=500)
     ap.add_argument("--draws", type=int, default=999)
     ap.add_argument("--outcome", nargs="*", default=None, help="outcome ids (default: the primary outcomes)")
+    ap.add_argument("--grid", action="store_true",
+                    help="also the share found at 0.6-1.4 x the MDE, and the effect found 80%% of the time")
     args = ap.parse_args(argv)
     evidence = pd.read_csv(RESULTS_DIR / "evidence.csv")
     panel = load_panel(PROCESSED_DIR / "panel.csv")
@@ -126,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         secs = time.perf_counter() - t0
         ok &= abs(share - 0.8) <= 0.05
         print(f"{oid:<24}{mde:>9.3f}{sd:>10.3f}{rho:>8.2f}{100 * share:>8.1f}%{secs:>9.1f}")
+        if args.grid:
+            mult = [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4]
+            found = [share if m == 1.0 else simulate(sample, o.measure, m * mde, args.panels, args.draws, weight,
+                                                     design.inference.seed)[0] for m in mult]
+            at80 = float(np.interp(0.8, found, [m * mde for m in mult])) if found[0] < 0.8 < found[-1] else math.nan
+            print("    found at " + ", ".join(f"{m:.1f}x {100 * f:.0f}%" for m, f in zip(mult, found))
+                  + f"; 80% at about {at80:.3f} ({at80 / mde:.2f} x the reported MDE)")
     print("all within 80% +/- 5" if ok else "NOT all within 80% +/- 5")
     return 0
 

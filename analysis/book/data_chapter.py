@@ -128,6 +128,22 @@ def definitions_by_year(measure: str, folder: Path | None = None) -> pd.DataFram
                          "LA": g["max_diff_la"].map(lambda c: names.get(c, c))}).reset_index(drop=True)
 
 
+def definitions_grid(folder: Path | None = None) -> pd.DataFrame:
+    """The splice, by measure and year: the largest difference, derived minus published.
+
+    One row per measure with a published figure in some year, one column per year in
+    which both definitions exist for some measure; a blank cell: no year with both.
+    Values in the measure's unit, signed (the LA-year with the largest absolute gap).
+    """
+    d = _processed("definitions", folder)
+    d = d[d["n_both"] > 0]
+    labels = _labels(folder)
+    grid = d.pivot_table(index="measure", columns="year", values="max_diff", aggfunc="first", sort=False)
+    grid.columns = [str(int(y)) for y in grid.columns]
+    grid.index = [labels.get(m, m) for m in grid.index]
+    return grid.round(2).rename_axis("Measure").reset_index()
+
+
 # --------------------------------------------------------------------------- anomalies
 def anomalies_table(folder: Path | None = None) -> pd.DataFrame:
     """Every value flagged by the rule ``anomaly`` (``validation.csv``), with its references."""

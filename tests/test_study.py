@@ -188,3 +188,15 @@ def test_no_anomalies_leaves_out_flagged_la_years_only_in_its_specification(real
     runs = plan_runs(design, panel)
     assert Run("assessment_timeliness", "no_anomalies") not in runs
     assert Run("rereferrals", "no_anomalies") in runs
+
+
+@pytest.mark.integration
+def test_specifications_not_run_are_listed_with_their_reason(real_results):
+    notes = pd.read_csv(real_results / "notes.csv")
+    est = pd.read_csv(real_results / "estimates.csv")
+    not_run = notes[notes["note"].str.startswith("not run:")]
+    pairs = set(zip(not_run["outcome"], not_run["specification"]))
+    assert ("assessment_timeliness", "no_anomalies") in pairs          # no flag in its window
+    assert ("assessment_timeliness", "wave2_onset") in pairs           # its main onset is wave 2
+    ran = set(zip(est["outcome"], est["specification"]))
+    assert not pairs & ran and ("rereferrals", "no_anomalies") in ran

@@ -873,6 +873,12 @@ def run_study(panel_path: Path | None = None, design_path: Path | None = None, *
     skipped += [dict(outcome=oid, specification=spec, note="not run: it reproduces the main specification "
                      "for this outcome, so it is not counted as a robustness check")
                 for oid, spec in duplicate_specs(design) if outcomes is None or oid in outcomes]
+    planned = {(r.outcome, r.spec) for r in runs}
+    skipped += [dict(outcome=o.id, specification=name, note="not run: no value of its measure in its window is "
+                     "flagged by the anomaly rule, so it reproduces the main specification")
+                for o in design.outcomes for name, spec in design.specifications.items()
+                if spec.drop_anomalies and (o.id, name) not in planned and (outcomes is None or o.id in outcomes)
+                and (specifications is None or name in specifications)]
     workers = workers or min(4, os.cpu_count() or 1)
     outputs: dict[Run, RunOutput] = {}
     per_outcome = {o.id: sum(r.outcome == o.id for r in runs) for o in design.outcomes

@@ -37,6 +37,8 @@ from analysis.run import build, editions
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTCOMES = ["assessment_timeliness", "rereferrals"]
+#: The editions' mechanics (keys, comparison, publish) need a few specifications, not all.
+SPECIFICATIONS = ["main", "k1", "leave_one_out", "no_covid"]
 BRENT = "E09000005"
 C1, LAIT = "cin_c1", "lait_2025"
 
@@ -121,7 +123,7 @@ class Scratch:
             built_panel, _ = build.ensure_panel(out_dir=self.processed, echo=lambda *a: None)
             built_results, _ = build.ensure_results(
                 panel_dir=self.processed, out_dir=self.results, outcomes=OUTCOMES, workers=2,
-                use_run_cache=False, progress=False, echo=lambda *a: None)
+                use_run_cache=False, progress=False, echo=lambda *a: None, specifications=SPECIFICATIONS)
         return built_panel, built_results
 
     def compare(self, published: Path) -> editions.Changes:

@@ -277,11 +277,13 @@ def panel_key(manifest_rows: list[dict[str, str]] | None = None, *,
     return Key.of(parts)
 
 
-def results_key(panel_path: Path, design_path: Path, outcomes: list[str] | None = None) -> Key:
+def results_key(panel_path: Path, design_path: Path, outcomes: list[str] | None = None,
+                specifications: list[str] | None = None) -> Key:
     """Key of ``python -m analysis results``: what the results depend on.
 
     The panel's bytes, the design, the code (and, in child-level mode, the
-    child-level counts beside the panel).
+    child-level counts beside the panel; for a trial run of some specifications
+    only, their names).
     """
     parts = {"step": "results", "panel": file_sha256(panel_path),
              "design": file_sha256(design_path), "files": files_digest(data_files()),
@@ -290,6 +292,8 @@ def results_key(panel_path: Path, design_path: Path, outcomes: list[str] | None 
     counts = Path(panel_path).parent / "childlevel_counts.csv"
     if counts.exists():  # absent in public mode, so the public key is unchanged
         parts["childlevel_counts"] = file_sha256(counts)
+    if specifications is not None:  # absent for a full run, so its key is unchanged
+        parts["specifications"] = sorted(specifications)
     return Key.of(parts)
 
 
@@ -421,18 +425,21 @@ def ensure_panel(out_dir: Path | None = None, *, force: bool = False, echo=print
 def ensure_results(panel_dir: Path | None = None, out_dir: Path | None = None, *,
                    design_path: Path | None = None, outcomes: list[str] | None = None,
                    workers: int | None = None, force: bool = False, use_run_cache: bool = True,
-                   progress: bool = True, echo=print) -> tuple[bool, list[Path]]:
+                   progress: bool = True, echo=print,
+                   specifications: list[str] | None = None) -> tuple[bool, list[Path]]:
     """Run the study unless ``out_dir`` holds results made under the same key.
 
     Within a run of the study, runs whose inputs are unchanged come from the
     run cache ``out_dir/.runs`` (unless ``force`` or not ``use_run_cache``).
+    ``outcomes`` and ``specifications`` restrict a trial run (tests); ``main``
+    always runs.
     """
     panel_path = Path(panel_dir or PROCESSED_DIR) / "panel.csv"
     out_dir = Path(out_dir or RESULTS_DIR)
     design_path = Path(design_path or DESIGN_PATH)
     if not panel_path.exists():
         raise DataError("no panel: run `python -m analysis data` first", file=_rel(panel_path))
-    key = results_key(panel_path, design_path, outcomes)
+    key = results_key(panel_path, design_path, outcomes, specifications)
     if not force and _up_to_date(out_dir, key, RESULT_OUTPUTS):
         echo(f"results up to date ({_rel(out_dir)}: panel, design and code unchanged, "
              f"key {key.value[:12]})")
@@ -444,7 +451,7 @@ def ensure_results(panel_dir: Path | None = None, out_dir: Path | None = None, *
     cache = RunCache(out_dir / ".runs", design_path, reuse=not force) if use_run_cache else None
     t0 = time.perf_counter()
     results = run_study(panel_path, design_path, workers=workers, progress=progress,
-                        outcomes=outcomes, cache=cache)
+                        outcomes=outcomes, specifications=specifications, cache=cache)
     if cache is not None:
         echo(f"{cache.hits} of {cache.hits + cache.misses} runs unchanged (from the run cache), "
              f"{cache.misses} computed")

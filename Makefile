@@ -41,8 +41,9 @@ test: lint
 	$(PY) -m pytest -q -rs -m "not book" -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # The built book, its PDF and its pages in headless Chromium (needs make report, make pdf).
+# Two workers: the child-level book (a whole second build) beside the other checks.
 check-book: $(STAMP)
-	SOS_CHECK_BOOK=1 SOS_REQUIRE_BOOK=1 $(PY) -m pytest -q -m book -p no:randomly
+	SOS_CHECK_BOOK=1 SOS_REQUIRE_BOOK=1 $(PY) -m pytest -q -rs -m book -p no:randomly -n 2 --dist loadfile
 
 # Each step runs only when its inputs changed (keys in data/processed/.key,
 # results/.key, _build/html/.build-key); the book is built clean in a staging

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not os.environ.get("SOS_DATA_MIRROR") and not (ROOT / "data" / "raw").exists(),
     reason="real public data not available: set SOS_DATA_MIRROR")]
 
-N_CHILDREN = 300_000
+N_CHILDREN = 200_000
 YEARS = range(2013, 2026)
 EFFECT = -0.10
 SEED = 20250402

@@ -96,7 +96,7 @@ def test_real_study_two_outcomes_deterministic(real_source, tmp_path):
     build_panel_files(tmp_path / "processed", progress=False)
     kw = dict(panel_path=tmp_path / "processed" / "panel.csv", progress=False,
               outcomes=["rereferrals", "assessment_timeliness"],
-              specifications=["main", "k1", "leave_one_out", "common_comparators"])
+              specifications=["main", "k1", "common_comparators"])
     a = run_study(workers=2, **kw)
     b = run_study(workers=1, **kw)
     write_results(a, tmp_path / "a")

@@ -54,6 +54,16 @@ def _data_available() -> bool:
     return all(s.cached_path.exists() for s in load_manifest().values())
 
 
+def require_book_or_skip(ok: bool, why: str) -> None:
+    """Skip a test of the built book, PDF or site when ``ok`` is false; fail instead under
+    ``SOS_REQUIRE_BOOK=1`` (``make check-book``, where a missing book is an error)."""
+    if ok:
+        return
+    if os.environ.get("SOS_REQUIRE_BOOK") == "1":
+        pytest.fail(f"{why} (SOS_REQUIRE_BOOK=1)")
+    pytest.skip(why)
+
+
 def require_real_data() -> None:
     if not _data_available():
         pytest.skip("real data not available: set SOS_DATA_MIRROR=../shared/data/sources")

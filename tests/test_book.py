@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import require_book_or_skip as _require_or_skip
 
 from analysis.book.browser import toc_files
 
@@ -402,14 +403,6 @@ def test_every_citation_resolves():
 # ---------------------------------------------------------------------------
 # 2. The PDF
 # ---------------------------------------------------------------------------
-
-def _require_or_skip(ok: bool, why: str) -> None:
-    if ok:
-        return
-    if os.environ.get("SOS_REQUIRE_BOOK") == "1":
-        pytest.fail(f"{why} (SOS_REQUIRE_BOOK=1)")
-    pytest.skip(why)
-
 
 @pytest.fixture(scope="module")
 def pdf_text():

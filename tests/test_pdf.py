@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import require_book_or_skip as _require_or_skip
 
 from analysis.book.browser import check_pages, toc_files
 
@@ -45,14 +46,6 @@ MIN_INK = 0.015
 MIN_CHARS = 200
 #: Least printed size of a figure, as a share of the size it was drawn at.
 MIN_SCALE = 0.8
-
-
-def _require_or_skip(ok: bool, why: str) -> None:
-    if ok:
-        return
-    if os.environ.get("SOS_REQUIRE_BOOK") == "1":
-        pytest.fail(f"{why} (SOS_REQUIRE_BOOK=1)")
-    pytest.skip(why)
 
 
 @pytest.fixture(scope="module")

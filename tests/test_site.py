@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
+from conftest import require_book_or_skip as _require_or_skip
 
 from analysis.book.browser import dump_dom, find_chromium, screenshot, toc_files
 
@@ -43,14 +44,6 @@ HTML = BUILD / "html"
 SHOTS = BUILD / "screenshots"
 SKIP_PAGES = {"genindex.html", "search.html"}
 MEDIA = {"img", "svg", "object", "iframe", "video", "table", "canvas", "picture"}
-
-
-def _require_or_skip(ok: bool, why: str) -> None:
-    if ok:
-        return
-    if os.environ.get("SOS_REQUIRE_BOOK") == "1":
-        pytest.fail(f"{why} (SOS_REQUIRE_BOOK=1)")
-    pytest.skip(why)
 
 
 def _is_redirect(page: Path) -> bool:

@@ -27,6 +27,9 @@ from analysis.run import build
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTCOMES = ["repeat_plans", "sw_turnover"]
+#: Byte-identity of the results files is checked on these specifications: every kind of run
+#: (matched, leave-one-out, unmatched, common comparators).
+SPECS = ["main", "k1", "leave_one_out", "all_donors", "common_comparators"]
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
@@ -234,7 +237,7 @@ def test_two_clean_result_runs_are_byte_identical(tmp_path, panel_dir):
         out = tmp_path / name
         built, _ = build.ensure_results(panel_dir=panel_dir, out_dir=out, outcomes=OUTCOMES,
                                         workers=workers, use_run_cache=name == "first",
-                                        progress=False, echo=lambda *a: None)
+                                        progress=False, echo=lambda *a: None, specifications=SPECS)
         assert built
         runs[name] = out
     files = build.RESULT_OUTPUTS
@@ -245,13 +248,13 @@ def test_two_clean_result_runs_are_byte_identical(tmp_path, panel_dir):
     before = {f: (runs["first"] / f).read_bytes() for f in files}
     msgs = []
     build.ensure_results(panel_dir=panel_dir, out_dir=runs["first"], outcomes=OUTCOMES,
-                         progress=False, echo=msgs.append)
+                         progress=False, echo=msgs.append, specifications=SPECS)
     assert any(m.startswith(f"{len(list((runs['first'] / '.runs').glob('*.pkl')))} of ") and
                m.endswith(" 0 computed") for m in msgs), msgs
     assert {f: (runs["first"] / f).read_bytes() for f in files} == before
     # unchanged inputs: the step is skipped
     assert build.ensure_results(panel_dir=panel_dir, out_dir=runs["first"], outcomes=OUTCOMES,
-                                progress=False, echo=lambda *a: None)[0] is False
+                                progress=False, echo=lambda *a: None, specifications=SPECS)[0] is False
 
 
 def test_book_key_follows_the_rules_the_method_chapter_prints(tmp_path, monkeypatch):

@@ -403,3 +403,29 @@ def test_references_merged_with_unique_keys():
     cited = set(re.findall(r"\{cite:p\}`([^`]+)`", F.implementation_facts(["grant", "cost", "implementation",
                                                                            "fidelity"])))
     assert {k for c in cited for k in c.split(",")} <= set(entries)
+
+
+def test_ri_size_text_reads_the_simulation(tmp_path):
+    sim = pd.DataFrame({"test": ["randomization inference, matched sample, not re-matched",
+                                 "wild cluster bootstrap, matched sample"],
+                        "rejection_rate": [0.0525, 0.06], "mc_se": [0.011, 0.0119], "reps": [400, 400],
+                        "draws": [999, 999], "n_units": [150, 150], "n_treated": [10, 10], "k": [2, 2],
+                        "pre_years": [2, 2]})
+    sim.to_csv(tmp_path / "ri.csv", index=False)
+    text = F.ri_size_text(tmp_path / "ri.csv")
+    assert "in 5.2% of them" in text and "keeps its size" in text and "rejected in 6.0% (1.2%)" in text
+    sim.loc[0, "rejection_rate"] = 0.12
+    sim.to_csv(tmp_path / "ri.csv", index=False)
+    assert "rejects too often" in F.ri_size_text(tmp_path / "ri.csv")
+    sim.loc[0, "rejection_rate"] = 0.02
+    sim.to_csv(tmp_path / "ri.csv", index=False)
+    assert "conservative" in F.ri_size_text(tmp_path / "ri.csv")
+
+
+def test_committed_ri_size_simulation_keeps_its_size():
+    """The simulation the method chapter prints (benchmarks/ri_rematch_size.py --write)."""
+    sim = pd.read_csv(F.RI_SIZE_FILE).set_index("test")
+    for test, row in sim.iterrows():
+        assert row["reps"] >= 400
+        # the size is not exceeded: no more rejections than 5% beyond Monte Carlo error
+        assert row["rejection_rate"] <= 0.05 + 2.5 * row["mc_se"], (test, row["rejection_rate"])

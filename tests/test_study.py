@@ -114,13 +114,13 @@ def test_real_study_two_outcomes_deterministic(real_source, tmp_path):
 
 
 @pytest.mark.integration
-def test_twfe_on_real_matched_panel_matches_pyfixest(real_source, tmp_path, design):
+def test_twfe_on_real_matched_panel_matches_pyfixest(real_panel, design):
     pf = pytest.importorskip("pyfixest")
-    from analysis.ingest.panel import build_panel
+    from analysis.ingest.panel import load_panel
     from analysis.methods.estimation import prepare_panel, twfe_did
     from analysis.methods.matching import match_comparators
 
-    panel = build_panel().panel
+    panel = load_panel(real_panel / "panel.csv")
     for var, year in design.fixed_year_context().items():  # as the runner does: Ofsted at the first onset
         panel[var] = panel["la_code"].map(panel[panel["year"] == year].set_index("la_code")[var])
     o = design.outcome("repeat_plans")

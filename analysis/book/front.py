@@ -1129,6 +1129,45 @@ def caliper_text(d=None) -> str:
             f"are {d.matching.caliper_action}ged.")
 
 
+#: The simulation of ``benchmarks/ri_rematch_size.py --write`` (the size of randomization
+#: inference on a matched sample that is not re-matched for each placebo assignment).
+RI_SIZE_FILE = DATA_DIR / "simulations" / "ri_without_rematching.csv"
+
+
+def ri_size_text(path: Path | None = None) -> str:
+    """A paragraph on the size of randomization inference without re-matching, from the simulation.
+
+    Raises ``FileNotFoundError`` when the simulation has not been written: the method
+    chapter must not state a size it has not measured.
+    """
+    sim = pd.read_csv(path or RI_SIZE_FILE)
+    ri = sim[sim["test"].str.startswith("randomization")].iloc[0]
+    wb = sim[sim["test"].str.startswith("wild")].iloc[0]
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f}%"
+
+    rate, se = float(ri["rejection_rate"]), float(ri["mc_se"])
+    if rate > 0.05 + 2 * se:
+        verdict = ("so without re-matching it rejects too often, and its p-values overstate the "
+                   "evidence against no effect")
+    elif rate < 0.05 - 2 * se:
+        verdict = ("so without re-matching it is conservative: it rejects less often than 5% when "
+                   "there is no effect, so in this simulation it does not overstate the evidence")
+    else:
+        verdict = "so not re-matching keeps its size"
+    return (f"The comparators are matched once, to the real pilots; randomization inference then "
+            f"permutes treatment among the pilots and their comparators without matching again for "
+            f"each placebo assignment. A simulation checks that this keeps the test's size "
+            f"(`benchmarks/ri_rematch_size.py`): {int(ri['reps'])} panels of {int(ri['n_units'])} "
+            f"authorities with no effect, LA-specific trends and serially correlated errors, "
+            f"{int(ri['n_treated'])} placebo pilots drawn at random, each matched to its {int(ri['k'])} "
+            f"nearest donors on {int(ri['pre_years'])} pre-years. Randomization inference rejected "
+            f"no effect at 5% in {pct(ri['rejection_rate'])} of them (Monte Carlo standard error "
+            f"{pct(ri['mc_se'])}), {verdict}; the wild cluster bootstrap on the same samples "
+            f"rejected in {pct(wb['rejection_rate'])} ({pct(wb['mc_se'])}).")
+
+
 def glue_method_front() -> None:
     """Glue the method chapter's additions: what is compared, inference, verdicts, fingerprints."""
     d = design()
@@ -1138,6 +1177,7 @@ def glue_method_front() -> None:
     glue_md("m_n_known_in_pool", words(cc["known_in_pool"]))
     glue_md("m_known_sos_table", markdown_table(known_sos_use_table(d)))
     glue_md("m_primary_inference", primary_inference_text(d))
+    glue_md("m_ri_size", ri_size_text())
     glue_md("m_verdict_rule", describe_verdicts(d.evidence.threshold_values(), alpha=d.inference.alpha))
     glue_md("m_caliper", caliper_text(d))
     glue_md("m_timing_specs", timing_specs(d))

@@ -307,7 +307,7 @@ def book_key(manifest_rows: list[dict[str, str]] | None = None) -> Key:
         "processed": files_digest(sorted(Path(PROCESSED_DIR).glob("*.csv"))),
         # the method chapter prints the child-level rules and the disclosure rules
         "data": files_digest([*data_files(), DESIGN_PATH, DATA_DIR / "childlevel_outcomes.yaml",
-                              DATA_DIR / "disclosure.yaml"]),
+                              DATA_DIR / "disclosure.yaml", DATA_DIR / "simulations"]),
         "book": files_digest([ROOT / f for f in BOOK_FILES] + [ROOT / d for d in BOOK_DIRS]),
         "code": files_digest([PACKAGE_DIR]),
         "libraries": library_versions(),

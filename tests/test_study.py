@@ -200,3 +200,22 @@ def test_specifications_not_run_are_listed_with_their_reason(real_results):
     assert ("assessment_timeliness", "wave2_onset") in pairs           # its main onset is wave 2
     ran = set(zip(est["outcome"], est["specification"]))
     assert not pairs & ran and ("rereferrals", "no_anomalies") in ran
+
+
+def test_every_outcome_has_a_simulated_mde_found_four_times_in_five(real_results):
+    """The MDE is where the simulated power curve crosses 80%; at no effect it is the size."""
+    ev = pd.read_csv(real_results / "evidence.csv").set_index("outcome")
+    power = pd.read_csv(real_results / "power.csv")
+    public = ev.index[ev["mde"].notna()]
+    assert len(public) >= 12
+    for oid in public:
+        curve = power[power["outcome"] == oid].set_index("effect_in_mdes")["power"]
+        assert curve.loc[1.0] == pytest.approx(0.8, abs=1e-9), oid
+        assert 0.02 <= curve.loc[0.0] <= 0.09, oid  # the test's size, 1,000 panels
+        assert curve.loc[2.0] > 0.95, oid
+    est = pd.read_csv(real_results / "estimates.csv")
+    se = est[(est["specification"] == "main") & (est["estimator"] == "twfe")
+             & (est["inference"] == "cluster")].set_index("outcome")["std_error"]
+    ratio = ev.loc[public, "mde"] / se.reindex(public)
+    # the order of the normal approximation's 2.8 cluster-robust standard errors
+    assert ratio.between(1.5, 6.0).all(), ratio.to_dict()

@@ -57,7 +57,7 @@ from analysis.design import load_design
 from analysis.ingest.sources import load_manifest
 from analysis.methods.evidence import describe_verdicts
 from analysis.run import editions
-from analysis.run.study import DENOMINATORS
+from analysis.run.study import DENOMINATORS, MDE_PANELS
 
 #: The published edition that is the confirmatory analysis (ISO date). Editions after it
 #: are monitoring editions: a change of grade between editions is monitoring, not a finding.
@@ -1185,6 +1185,7 @@ def glue_method_front() -> None:
     glue_md("m_event_window", f"{lo}–{hi}")
     glue_md("m_alpha_pct", f"{fmt(100 * (1 - d.inference.alpha), 0)}%")
     glue_md("m_power_pct", "80%")
+    glue_md("m_mde_panels", f"{MDE_PANELS:,}")
     fp = load_fingerprints()
     glue_md("m_fingerprint", fingerprint_sentence(fp))
     glue_md("m_fingerprint_table", fingerprint_list(fp))

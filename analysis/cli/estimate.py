@@ -21,7 +21,8 @@ p-value are those of the primary method, named in ``primary_inference``:
   primary: the placebo variance; ``unit_weights`` and ``time_weights`` in the JSON.
 
 For ``twfe`` the JSON also holds ``mde`` (the minimum detectable effect at 80%
-power, two-sided, from the wild bootstrap's null distribution), with ``--sesoi``
+power, two-sided, for the wild bootstrap: found by simulation on 1,000 panels shaped
+like the input, :mod:`analysis.methods.mde`), with ``--sesoi``
 the equivalence test's ``equivalence_p``, and ``honest_did``: the event study's
 Rambachan-Roth intervals under relative magnitudes and smoothness and the
 breakdown value.
@@ -138,7 +139,6 @@ def estimate_panel(df: Any, *, outcome: str, unit: str, time: str, first_treated
     # and `python -m analysis data --strict` must fail in a second, not after loading scipy.
     import pandas as pd
 
-    from analysis.methods import power
     from analysis.methods.estimation import callaway_santanna, event_study, prepare_panel, twfe_did
     from analysis.methods.honest_did import honest_did
     from analysis.methods.inference import (
@@ -149,6 +149,7 @@ def estimate_panel(df: Any, *, outcome: str, unit: str, time: str, first_treated
         wild_bootstrap_null,
         wild_cluster_bootstrap,
     )
+    from analysis.methods.mde import simulated_mde
     from analysis.methods.sdid import sdid
 
     seed = DEFAULT_SEED if seed is None else seed
@@ -208,7 +209,9 @@ def estimate_panel(df: Any, *, outcome: str, unit: str, time: str, first_treated
         est, se = cl.estimate, cl.std_error
         null = wild_bootstrap_null(panel, sesoi=math.nan if sesoi is None else sesoi, draws=wb_draws,
                                    weight_type="rademacher", seed=seed)
-        out["mde"] = _f(power.minimum_detectable_effect(null.null_estimates, alpha=alpha, power=0.8))
+        # 999 draws per simulated panel at most, as in the study (analysis.run.study.MDE_DRAWS)
+        out["mde"] = _f(simulated_mde(panel, power=0.8, draws=min(wb_draws, 999),
+                                      weight_type="rademacher", alpha=alpha, seed=seed).mde)
         if sesoi is not None:
             out["sesoi"], out["equivalence_p"] = sesoi, _f(null.equivalence_p)
         es = event_study(panel, alpha=alpha)

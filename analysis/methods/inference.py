@@ -44,6 +44,7 @@ observed one is added, ``p = (1 + #{|T*| >= |T|}) / (draws + 1)``.
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from dataclasses import dataclass
@@ -327,6 +328,43 @@ class WildClusterBootstrap:
             tb = np.abs(self.t_boot(r))
             out[i] = np.mean(tb >= t * (1 - _TIE))
         return out
+
+    def pvalues(self, rs: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Bootstrap p-values of ``R beta = r`` at many null values at once (q = 1).
+
+        The same numbers as :meth:`pvalue` at each ``r`` (the same arithmetic, one
+        array of null values by draws instead of a loop).
+        """
+        if self.q != 1:
+            raise ValueError("pvalues needs a single restriction")
+        rs = np.asarray(rs, float).reshape(-1, 1)
+        n0, nd, A, Bq, C = self._pieces()
+        var = self.design.ssc * np.maximum(A + 2 * rs * Bq + rs * rs * C, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tb = np.abs((n0 + rs * nd) / np.sqrt(var))
+        t = np.abs((self._Rb[0] - rs) / math.sqrt(self._RVR[0, 0]))
+        return np.mean(tb >= t * (1 - _TIE), axis=1)
+
+    def with_outcome(self, y: np.ndarray) -> "WildClusterBootstrap":
+        """The same bootstrap (regressors, restriction, draws) on another outcome vector.
+
+        What depends only on the regressors, the fixed effects and the draws is
+        reused, so a Monte Carlo loop over simulated outcomes costs one set of
+        cluster scores per outcome (:mod:`analysis.methods.mde`).
+
+        Parameters
+        ----------
+        y : ndarray (n_obs,)
+            The new outcome, in the panel's row order (not whitened).
+        """
+        d = self.design
+        panel = d.panel.with_outcome(y)
+        new = copy.copy(self)
+        new.design = FWLDesign(panel, d.X, panel.residualize(panel.y), d.names)
+        new._Rb = new.R @ new.design.beta
+        new._RVR = new.R @ new.design.vcov @ new.R.T
+        new._affine = None
+        return new
 
     def confint(self, alpha: float = 0.05, *, tol: float = 1e-9) -> tuple[float, float]:
         """Interval of null values with bootstrap p-value > alpha (q = 1).

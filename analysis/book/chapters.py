@@ -24,7 +24,7 @@ from analysis.ingest.panel import PROCESSED_DIR
 from analysis.ingest.sources import load_manifest
 from analysis.methods.evidence import VERDICTS, describe_rule, sign_agrees
 from analysis.run import editions
-from analysis.run.study import CONTRAST_SPECS, DENOMINATORS
+from analysis.run.study import CONTRAST_SPECS, DENOMINATORS, MDE_SPEC_PANELS
 
 
 @lru_cache(maxsize=None)
@@ -901,7 +901,10 @@ class Findings:
         if len(skipped):
             text += (" Not run, because for this outcome they reproduce the main analysis: "
                      + ", ".join(spec_short(s) for s in skipped["specification"]) + ".")
-        return text + " Intervals are wild cluster bootstrap intervals."
+        return (text + " Intervals are wild cluster bootstrap intervals. The last column is what each "
+                "run could detect four times in five (its minimum detectable effect, from "
+                f"{MDE_SPEC_PANELS} simulated panels for a sensitivity run; leaving out one pilot "
+                "has none).")
 
     # ----------------------------------------------------------------- tables
     def headline_table(self) -> pd.DataFrame:
@@ -950,6 +953,8 @@ class Findings:
             "Pilots": t["n_treated"].astype(int).to_numpy(),
             "Comparators": t["n_comparison"].astype(int).to_numpy(),
             "Same sign as main": [agrees(s, v) for s, v in zip(t["specification"], t["estimate"])],
+            "Could detect (MDE)": [fmt(v, 2) if _finite(v) else "–"
+                                   for v in t.get("mde", pd.Series(math.nan, index=t.index))],
         })
         if len(set(onsets)) <= 1:
             out = out.drop(columns="Onset")

@@ -168,6 +168,31 @@ class SimulatedPower:
         return np.interp(np.abs(np.asarray(effects, float)), self.effects, self.power)
 
 
+class _SimulatedBootstraps:
+    """One wild bootstrap per simulated noise panel; the share rejecting at any planted effect."""
+
+    def __init__(self, panel: Panel, model: NoiseModel, *, panels: int, draws: int, weight_type: str,
+                 alpha: float, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        design = FWLDesign.build(panel, panel.treatment[:, None], ["treated"])
+        self.alpha = alpha
+        self.boots = []
+        for block, start in enumerate(range(0, panels, 100)):
+            # Each block of 100 panels has its own bootstrap draws, so the power does not
+            # rest on one set of draws; within a block the draws' set-up is shared.
+            wb = WildClusterBootstrap(design, np.ones((1, 1)), draws=draws, weight_type=weight_type,
+                                      seed=seed + block)
+            self.boots += [wb.with_outcome(e) for e in simulate_noise(model, panel, min(100, panels - start), rng)]
+
+    def power(self, effects: np.ndarray) -> np.ndarray:
+        effects = np.asarray(effects, float).reshape(-1)
+        found = np.zeros(len(effects))
+        for b in self.boots:
+            # "no effect" on e + delta * treated is "beta = -delta" on e (module docstring)
+            found += b.pvalues(-effects) <= self.alpha
+        return found / len(self.boots)
+
+
 def simulated_power(panel: Panel, effects: np.ndarray, *, model: NoiseModel | None = None,
                     panels: int = 1000, draws: int = 999, weight_type: str = "webb",
                     alpha: float = 0.05, seed: int = 0) -> np.ndarray:
@@ -190,29 +215,23 @@ def simulated_power(panel: Panel, effects: np.ndarray, *, model: NoiseModel | No
     ndarray
         Power at each effect.
     """
-    model = model or noise_model(panel)
-    effects = np.asarray(effects, float).reshape(-1)
-    rng = np.random.default_rng(seed)
-    design = FWLDesign.build(panel, panel.treatment[:, None], ["treated"])
-    wb = WildClusterBootstrap(design, np.ones((1, 1)), draws=draws, weight_type=weight_type, seed=seed)
-    found = np.zeros(len(effects))
-    for start in range(0, panels, 250):  # blocks bound the memory of the noise draws
-        for e in simulate_noise(model, panel, min(250, panels - start), rng):
-            # "no effect" on e + delta * treated is "beta = -delta" on e (module docstring)
-            found += wb.with_outcome(e).pvalues(-effects) <= alpha
-    return found / panels
+    sims = _SimulatedBootstraps(panel, model or noise_model(panel), panels=panels, draws=draws,
+                                weight_type=weight_type, alpha=alpha, seed=seed)
+    return sims.power(effects)
 
 
 def simulated_mde(panel: Panel, *, power: float = 0.8, panels: int = 1000, draws: int = 999,
                   weight_type: str = "webb", alpha: float = 0.05, seed: int = 0,
-                  grid_points: int = 121) -> SimulatedPower:
+                  grid_points: int = 16, refine_points: int = 9) -> SimulatedPower:
     """The effect the primary inference finds with probability ``power``, by simulation.
 
-    The grid runs from 0 to three times the normal-approximation MDE
-    (``2.8 x`` the cluster-robust standard error of the real data) and is widened
-    (up to three doublings) when even its largest effect is found less often than
-    ``power``. Every effect on the grid is tested on the same simulated panels, so the
-    power curve is smooth and the interpolated MDE has little Monte Carlo noise.
+    A coarse grid runs from 0 to three times the normal-approximation MDE (``2.8 x`` the
+    cluster-robust standard error of the real data); it is widened (up to three
+    doublings) when even its largest effect is found less often than ``power``. The
+    step in which the power curve crosses ``power`` is then divided by
+    ``refine_points`` more effects, and the MDE is interpolated linearly within the
+    finer step. Every effect is tested on the same simulated panels, so the power curve
+    is smooth and the MDE has little Monte Carlo noise beyond that of the panels.
 
     Parameters
     ----------
@@ -222,25 +241,34 @@ def simulated_mde(panel: Panel, *, power: float = 0.8, panels: int = 1000, draws
         Target power.
     panels, draws, weight_type, alpha, seed
         As in :func:`simulated_power`.
-    grid_points : int, optional
-        Number of effects on the grid.
+    grid_points, refine_points : int, optional
+        Effects on the coarse grid, and added inside the step where the curve crosses.
 
     Returns
     -------
     SimulatedPower
     """
     model = noise_model(panel)
+    sims = _SimulatedBootstraps(panel, model, panels=panels, draws=draws, weight_type=weight_type,
+                                alpha=alpha, seed=seed)
     design = FWLDesign.build(panel, panel.treatment[:, None], ["treated"])
     se = math.sqrt(float(design.vcov[0, 0]))
     top = 3.0 * 2.8 * (se if np.isfinite(se) and se > 0 else model.sd)
     for _ in range(4):
         effects = np.linspace(0.0, top, grid_points)
-        pw = simulated_power(panel, effects, model=model, panels=panels, draws=draws,
-                             weight_type=weight_type, alpha=alpha, seed=seed)
+        pw = sims.power(effects)
         if pw[-1] >= power:
             break
         top *= 2.0
     hit = np.flatnonzero(pw >= power)
+    if len(hit) and hit[0] > 0:
+        j = hit[0]
+        inner = np.linspace(effects[j - 1], effects[j], refine_points + 2)[1:-1]
+        effects = np.concatenate([effects, inner])
+        pw = np.concatenate([pw, sims.power(inner)])
+        order = np.argsort(effects, kind="stable")
+        effects, pw = effects[order], pw[order]
+        hit = np.flatnonzero(pw >= power)
     if len(hit) == 0:
         mde = math.nan
     elif hit[0] == 0:

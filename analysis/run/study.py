@@ -441,7 +441,7 @@ def run_one(panel: pd.DataFrame, design: StudyDesign, run: Run, *, full: bool | 
         # specification's, from more panels, is added by _design_figures).
         out.estimates[-1]["mde"] = simulated_mde(
             est_panel, power=0.8, panels=MDE_SPEC_PANELS, draws=MDE_SPEC_DRAWS, weight_type=wb_weight,
-            alpha=alpha, seed=seed, grid_points=61).mde
+            alpha=alpha, seed=seed).mde
     ri = randomization_inference(est_panel, draws=inf.randomization.draws, seed=seed, alpha=alpha)
     out.estimates.append(dict(common, estimator="twfe", inference="randomization", estimate=ri.estimate,
                               std_error=math.nan, ci_low=ri.ci_low, ci_high=ri.ci_high,

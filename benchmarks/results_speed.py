@@ -25,21 +25,16 @@ sys.path.insert(0, str(ROOT))
 
 
 def matched_panel_csv(path: Path) -> None:
-    """Write the real matched panel of the main re-referrals analysis (unweighted columns)."""
+    """Write the real estimation sample of the main re-referrals analysis (unweighted columns)."""
     from analysis.design import load_design
     from analysis.ingest.panel import load_panel
-    from analysis.methods.matching import match_comparators
+    from analysis.run.study import MAIN, Run, run_one
 
-    design, panel = load_design(), load_panel()
+    panel = load_panel()
+    design = load_design(known_measures=set(panel.columns))
     o = design.outcome("rereferrals")
-    treated = {c: y for c, y in design.treated(o).items()
-               if panel.loc[(panel["la_code"] == c) & panel["year"].isin(design.pre_years(o)),
-                            o.measure].notna().any()}
-    kw = design.matching_kwargs()
-    kw.update(min_pre_years=1, outcome_trend=False)
-    m = match_comparators(panel, treated, design.donor_pool(), o.measure, design.pre_years(o), **kw)
-    mp = m.matched_panel[m.matched_panel["year"].isin(design.years(o))]
-    mp[["la_code", "year", o.measure, "first_treated"]].dropna().rename(
+    sample = run_one(panel, design, Run(o.id, MAIN), full=False).est_sample
+    sample[["la_code", "year", o.measure, "first_treated"]].dropna().rename(
         columns={o.measure: "y", "la_code": "unit"}).to_csv(path, index=False)
 
 

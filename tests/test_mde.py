@@ -119,3 +119,20 @@ def test_mde_is_found_at_the_stated_rate_on_fresh_panels():
         found += _wb(p.with_outcome(e + res.mde * p.treatment), seed=1000 + s).pvalue(0.0) <= 0.05
     # two independent estimates of 80%, each with Monte Carlo SE about 1.4 points
     assert found / len(fresh) == pytest.approx(0.8, abs=0.06)
+
+
+def test_many_outcomes_at_once_equal_one_bootstrap_each():
+    """The batched pieces (the simulation's path) give each outcome's own p-values."""
+    p = _panel(weights=True, missing=0.05)
+    wb = _wb(p)
+    Y = np.random.default_rng(3).normal(size=(7, p.n_obs)) + 0.3 * p.treatment
+    batch = wb.many_outcomes(Y)
+    rs = np.linspace(-1.5, 1.5, 9)
+    for i in range(len(Y)):
+        one = wb.with_outcome(Y[i])
+        assert batch.estimate[i] == pytest.approx(one.t_stat(0.0) * math.sqrt(one._RVR[0, 0]), abs=1e-12)
+        assert batch.std_error[i] == pytest.approx(math.sqrt(one._RVR[0, 0]), rel=1e-12)
+        np.testing.assert_array_equal(batch.pvalues(rs)[i], one.pvalues(rs))
+    with pytest.raises(ValueError, match="one regressor"):
+        d2 = FWLDesign.build(p, np.column_stack([p.treatment, p.treatment * p.time]), ["a", "b"])
+        WildClusterBootstrap(d2, np.array([[1.0, 0.0]]), draws=99).many_outcomes(Y)

@@ -345,6 +345,61 @@ class WildClusterBootstrap:
         t = np.abs((self._Rb[0] - rs) / math.sqrt(self._RVR[0, 0]))
         return np.mean(tb >= t * (1 - _TIE), axis=1)
 
+    def many_outcomes(self, Y: np.ndarray) -> "BootstrapBatch":
+        """The bootstrap's pieces for many outcome vectors at once (one restriction, ``beta = r``).
+
+        Everything in :meth:`_pieces` is linear in the outcome, and the step from one
+        null value to the next does not depend on it, so many outcomes (simulated
+        panels, :mod:`analysis.methods.mde`) cost one batched matrix product instead of
+        one bootstrap each. The same draws serve every outcome.
+
+        Parameters
+        ----------
+        Y : ndarray (m, n_obs)
+            One outcome per row, in the panel's row order (not whitened).
+
+        Returns
+        -------
+        BootstrapBatch
+        """
+        d = self.design
+        if self.q != 1 or d.k != 1 or float(self.R[0, 0]) != 1.0:
+            raise ValueError("many_outcomes needs one regressor and the restriction beta = r")
+        p = d.panel
+        Yt = p.residualize(np.asarray(Y, float).T)               # n x m, whitened, residualized
+        X, H, Cm = d.X, float(d.XtX_inv[0, 0]), p.cluster_matrix
+        G, n = d.n_clusters, p.n_obs
+        est = H * (X[:, 0] @ Yt)
+        S = np.asarray(Cm @ (X * (Yt - X * est[None, :])))        # G x m cluster scores
+        se = np.sqrt(d.ssc * H * H * (S * S).sum(0))
+        PQ = self._Phi[0] @ p.fe_basis.T                           # G x n
+        psi = self._Psi[0, :, 0]
+        diag = np.arange(G)
+
+        def k_matrices(U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            # K of _K for restricted residuals U (n x m): (m, G, G), and alpha (G, m)
+            m = U.shape[1]
+            a = np.asarray(Cm @ (X * U))
+            alpha = a * self._rho[0, 0]
+            M = (PQ[None, :, :] * U.T[:, None, :]).reshape(m * G, n)
+            K = -np.asarray(Cm @ M.T).T.reshape(m, G, G) - psi[None, :, None] * a.T[:, None, :]
+            K[:, diag, diag] += alpha.T
+            return K, alpha
+
+        Kd, ald = k_matrices(-X)                                   # a unit step of the null value
+        Wd = Kd[0] @ self.V
+        nd, C = ald[:, 0] @ self.V, (Wd * Wd).sum(0)
+        m_all = Yt.shape[1]
+        n0, A, Bq = (np.empty((m_all, self.B)) for _ in range(3))
+        step = max(1, int(4e6 // max(G * max(n, self.B), 1)))
+        for s in range(0, m_all, step):
+            K0, al0 = k_matrices(Yt[:, s:s + step])
+            W0 = (K0.reshape(-1, G) @ self.V).reshape(-1, G, self.B)  # m x G x B, one product
+            n0[s:s + step] = al0.T @ self.V
+            A[s:s + step] = np.einsum("mgb,mgb->mb", W0, W0)
+            Bq[s:s + step] = np.einsum("mgb,gb->mb", W0, Wd)
+        return BootstrapBatch(n0=n0, nd=nd, A=A, Bq=Bq, C=C, estimate=est, std_error=se, ssc=d.ssc)
+
     def with_outcome(self, y: np.ndarray) -> "WildClusterBootstrap":
         """The same bootstrap (regressors, restriction, draws) on another outcome vector.
 
@@ -399,6 +454,36 @@ class WildClusterBootstrap:
             return 0.5 * (inner + outer)
 
         return bound(-1.0), bound(1.0)
+
+
+@dataclass(frozen=True)
+class BootstrapBatch:
+    """Wild bootstrap t statistics of many outcomes, as functions of the null value.
+
+    Built by :meth:`WildClusterBootstrap.many_outcomes`; row ``i`` holds what
+    :meth:`WildClusterBootstrap._pieces` holds for outcome ``i``.
+    """
+
+    n0: np.ndarray        # (m, B) numerators at null 0
+    nd: np.ndarray        # (B,) their change per unit of the null value
+    A: np.ndarray         # (m, B) squared-score sums: A + 2 r Bq + r^2 C
+    Bq: np.ndarray        # (m, B)
+    C: np.ndarray         # (B,)
+    estimate: np.ndarray  # (m,)
+    std_error: np.ndarray  # (m,) CR1
+    ssc: float
+
+    def pvalues(self, rs: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Bootstrap p-values of ``beta = r``, (m, len(rs)), as :meth:`WildClusterBootstrap.pvalues`."""
+        rs = np.asarray(rs, float).reshape(-1)
+        out = np.empty((len(self.estimate), len(rs)))
+        for j, r in enumerate(rs):
+            var = self.ssc * np.maximum(self.A + 2 * r * self.Bq + r * r * self.C, 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                tb = np.abs((self.n0 + r * self.nd) / np.sqrt(var))
+                t = np.abs((self.estimate - r) / self.std_error)
+            out[:, j] = np.mean(tb >= (t * (1 - _TIE))[:, None], axis=1)
+        return out
 
 
 def wild_cluster_bootstrap(panel: Panel | pd.DataFrame, *, draws: int = 9999,

@@ -222,12 +222,11 @@ def test_every_outcome_has_a_simulated_mde_found_four_times_in_five(real_results
 
 
 def test_every_specification_says_what_it_could_detect(real_results):
-    """estimates.csv: an MDE on the primary row of every run but the leave-one-out ones."""
+    """estimates.csv: an MDE on the primary row of every run, leave-one-out runs included."""
     est = pd.read_csv(real_results / "estimates.csv")
     wb = est[(est["estimator"] == "twfe") & (est["inference"] == "wild_bootstrap")]
-    loo = wb["specification"].str.startswith("leave_one_out")
-    assert wb.loc[~loo, "mde"].notna().all() and (wb.loc[~loo, "mde"] > 0).all()
-    assert wb.loc[loo, "mde"].isna().all()
+    assert wb["specification"].str.startswith("leave_one_out").sum() > 100
+    assert wb["mde"].notna().all() and (wb["mde"] > 0).all()
     assert est.loc[est["inference"] != "wild_bootstrap", "mde"].isna().all()
     ev = pd.read_csv(real_results / "evidence.csv").set_index("outcome")
     main = wb[wb["specification"] == "main"].set_index("outcome")["mde"]

@@ -903,8 +903,7 @@ class Findings:
                      + ", ".join(spec_short(s) for s in skipped["specification"]) + ".")
         return (text + " Intervals are wild cluster bootstrap intervals. The last column is what each "
                 "run could detect four times in five (its minimum detectable effect, from "
-                f"{MDE_SPEC_PANELS} simulated panels for a sensitivity run; leaving out one pilot "
-                "has none).")
+                f"{MDE_SPEC_PANELS} simulated panels for a sensitivity run).")
 
     # ----------------------------------------------------------------- tables
     def headline_table(self) -> pd.DataFrame:

@@ -90,11 +90,9 @@ def test_suppressed_pre_period_leaves_pilot_out_with_a_note(design):
 
 
 @pytest.mark.integration
-def test_real_study_two_outcomes_deterministic(real_source, tmp_path):
-    from analysis.run.build import build_panel_files
-
-    build_panel_files(tmp_path / "processed", progress=False)
-    kw = dict(panel_path=tmp_path / "processed" / "panel.csv", progress=False,
+def test_real_study_two_outcomes_deterministic(real_panel, tmp_path):
+    # the session's real panel: built once, not again here
+    kw = dict(panel_path=real_panel / "panel.csv", progress=False,
               outcomes=["rereferrals", "assessment_timeliness"],
               specifications=["main", "k1", "common_comparators"])
     a = run_study(workers=2, **kw)

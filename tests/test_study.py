@@ -63,9 +63,9 @@ def test_planted_effect_is_recovered_on_the_matched_panel(design, effect):
         assert wb["ci_low"] > 0 and ri["ci_low"] > 0
     else:
         assert wb["ci_low"] < 0 < wb["ci_high"]
-    # The same run twice gives the same numbers (seeded draws).
-    again = pd.DataFrame(run_one(panel, design, Run("rereferrals", "main")).estimates)
-    pd.testing.assert_frame_equal(pd.DataFrame(out.estimates), again)
+    if effect == 0.0:  # the same run twice gives the same numbers (seeded draws); once is enough
+        again = pd.DataFrame(run_one(panel, design, Run("rereferrals", "main")).estimates)
+        pd.testing.assert_frame_equal(pd.DataFrame(out.estimates), again)
 
 
 def test_plan_covers_every_outcome_and_specification(design):

@@ -273,7 +273,7 @@ class WildClusterBootstrap:
     def pvalue(self, r: np.ndarray | float = 0.0) -> float:
         """Bootstrap p-value of ``R beta = r``: share of draws with Wald* >= Wald."""
         if self.q == 1:
-            return float(self._pvalues_affine(np.atleast_1d(float(np.ravel(r)[0])))[0])
+            return float(self.pvalues([float(np.ravel(r)[0])])[0])
         r = np.broadcast_to(np.asarray(r, float), (self.q,))
         K, alpha = self._K(r)
         ssc = self.design.ssc
@@ -321,29 +321,20 @@ class WildClusterBootstrap:
         """Observed t statistic of ``R beta = r`` with the CR1 standard error (q = 1)."""
         return float((self._Rb[0] - r) / math.sqrt(self._RVR[0, 0]))
 
-    def _pvalues_affine(self, rs: np.ndarray) -> np.ndarray:
-        out = np.empty(len(rs))
-        for i, r in enumerate(rs):
-            t = abs(self.t_stat(r))
-            tb = np.abs(self.t_boot(r))
-            out[i] = np.mean(tb >= t * (1 - _TIE))
-        return out
-
     def pvalues(self, rs: Sequence[float] | np.ndarray) -> np.ndarray:
         """Bootstrap p-values of ``R beta = r`` at many null values at once (q = 1).
 
-        The same numbers as :meth:`pvalue` at each ``r`` (the same arithmetic, one
-        array of null values by draws instead of a loop).
+        One implementation with :meth:`BootstrapBatch.pvalues` (this bootstrap is a batch
+        of one outcome), so :meth:`pvalue`, the interval and the simulated power agree
+        to the last digit.
         """
         if self.q != 1:
             raise ValueError("pvalues needs a single restriction")
-        rs = np.asarray(rs, float).reshape(-1, 1)
         n0, nd, A, Bq, C = self._pieces()
-        var = self.design.ssc * np.maximum(A + 2 * rs * Bq + rs * rs * C, 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tb = np.abs((n0 + rs * nd) / np.sqrt(var))
-        t = np.abs((self._Rb[0] - rs) / math.sqrt(self._RVR[0, 0]))
-        return np.mean(tb >= t * (1 - _TIE), axis=1)
+        one = BootstrapBatch(n0=n0[None, :], nd=nd, A=A[None, :], Bq=Bq[None, :], C=C,
+                             estimate=np.array([self._Rb[0]]),
+                             std_error=np.array([math.sqrt(self._RVR[0, 0])]), ssc=self.design.ssc)
+        return one.pvalues(rs)[0]
 
     def many_outcomes(self, Y: np.ndarray) -> "BootstrapBatch":
         """The bootstrap's pieces for many outcome vectors at once (one restriction, ``beta = r``).
@@ -404,8 +395,8 @@ class WildClusterBootstrap:
         """The same bootstrap (regressors, restriction, draws) on another outcome vector.
 
         What depends only on the regressors, the fixed effects and the draws is
-        reused, so a Monte Carlo loop over simulated outcomes costs one set of
-        cluster scores per outcome (:mod:`analysis.methods.mde`).
+        reused. One outcome at a time: the reference :meth:`many_outcomes` (the batched
+        path of :mod:`analysis.methods.mde`) is checked against in the tests.
 
         Parameters
         ----------

@@ -168,6 +168,21 @@ def _start(app) -> None:
     os.environ["IPYTHONDIR"] = str(tmp / "ipython")  # the kernels the build starts inherit it
 
 
+def _declare_parallel_safe(app) -> None:
+    """builder-inited: declare two of jupyter-book's extensions safe for parallel reading.
+
+    They do not declare it, so Sphinx would read serially (and warn). Both are:
+    sphinx-multitoc-numbering only replaces the section numbering, which Sphinx runs
+    in the main process once every chapter is read (env-updated), and
+    sphinx-jupyterbook-latex's transforms act under the LaTeX builder only. (At
+    builder-inited every extension is loaded, jupyter-book's late ones included.)
+    """
+    for name in ("sphinx_multitoc_numbering", "sphinx_jupyterbook_latex"):
+        extension = app.extensions.get(name)
+        if extension is not None and extension.parallel_read_safe is None:
+            extension.parallel_read_safe = True
+
+
 def _reads_file(app, docname: str) -> Path:
     return app._sos_reads_dir / (docname.replace("/", "__") + ".reads")
 
@@ -218,6 +233,15 @@ def _purge(app, env, docname: str) -> None:
     _store(env).pop(docname, None)
 
 
+def _merge(app, env, docnames, other) -> None:
+    """env-merge-info: the keys a parallel reader process stored, for the chapters it read."""
+    theirs = _store(other)
+    mine = _store(env)
+    for docname in docnames:
+        if docname in theirs:
+            mine[docname] = theirs[docname]
+
+
 def _finish(app, exception) -> None:
     """build-finished: restore the environment variables, drop the temporary folder."""
     for k, v in getattr(app, "_sos_saved_env", {}).items():
@@ -237,8 +261,12 @@ def setup(app) -> dict[str, Any]:
     app.connect("env-purge-doc", _purge)
     app.connect("source-read", _before_read)
     app.connect("doctree-read", _after_read)
+    app.connect("env-merge-info", _merge)
     app.connect("build-finished", _finish)
-    # The kernels learn which chapter they run through an environment variable, so
-    # documents are read one at a time (the book is read serially anyway).
-    return {"version": "1", "env_version": 1, "parallel_read_safe": False,
+    app.connect("builder-inited", _declare_parallel_safe)
+    # Parallel reading (`sphinx -j`) forks one process per batch of chapters. The
+    # kernels learn which chapter they run through an environment variable
+    # (`_before_read`), which each forked reader sets in its own environment, and
+    # `_merge` brings each reader's keys back into the main environment.
+    return {"version": "1", "env_version": 1, "parallel_read_safe": True,
             "parallel_write_safe": True}

@@ -555,6 +555,21 @@ def _sphinx_command(outdir: Path, doctreedir: Path) -> list[str]:
     return [sys.executable, "-m", "analysis.run.build", "_sphinx", str(outdir), str(doctreedir)]
 
 
+def book_jobs() -> int:
+    """How many chapters the book build reads (and executes) at once.
+
+    ``SOS_BOOK_JOBS`` when set, else one per core this process may use: executing
+    the chapters is most of a clean build, and each runs in its own kernel.
+    """
+    value = os.environ.get("SOS_BOOK_JOBS", "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise DataError(f"SOS_BOOK_JOBS must be a whole number, not {value!r}") from None
+    return max(1, len(os.sched_getaffinity(0)))
+
+
 def _run_sphinx(outdir: str, doctreedir: str) -> int:
     """Entry of the build subprocess: jupyter-book's own ``build_sphinx`` (``-W --keep-going``)."""
     from jupyter_book.sphinx import build_sphinx
@@ -567,7 +582,7 @@ def _run_sphinx(outdir: str, doctreedir: str) -> int:
     result = build_sphinx(src, Path(outdir), use_external_toc=True, noconfig=True,
                           path_config=str(src / "_config.yml"), confoverrides=overrides,
                           doctreedir=Path(doctreedir), builder="html",
-                          warningiserror=True, keep_going=True)
+                          warningiserror=True, keep_going=True, jobs=book_jobs())
     if isinstance(result, Exception):
         print(f"book build failed: {result}", file=sys.stderr)
         return 1

@@ -23,6 +23,7 @@ import http.server
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -105,8 +106,9 @@ def drop_lait_year(src: Path, dest: Path, year: str) -> int:
 class Scratch:
     """Isolated data for one edition: manifest, mirror, cache and output folders."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, runs: Path | None = None) -> None:
         self.root = root
+        self.runs = runs
         self.manifest = root / "manifest.csv"
         self.mirror = root / "mirror"
         self.cache = root / "cache"
@@ -118,13 +120,29 @@ class Scratch:
                 "SOS_DATA_CACHE": str(self.cache)}
 
     def rebuild(self) -> tuple[bool, bool]:
-        """data -> results (two outcomes) under this scratch environment; returns what was built."""
+        """data -> results (two outcomes) under this scratch environment; returns what was built.
+
+        The results step starts from a copy of ``runs``, the run cache of the session's
+        whole study (when given), as an update does in place: the runs whose inputs the
+        update leaves unchanged come from it, the others are computed.
+        """
+        if self.runs is not None and not (self.results / build.KEY_FILE).exists():
+            shutil.copytree(self.runs, self.results / ".runs", dirs_exist_ok=True)
+        self.messages: list[str] = []
         with _env(self.env()):
             built_panel, _ = build.ensure_panel(out_dir=self.processed, echo=lambda *a: None)
             built_results, _ = build.ensure_results(
                 panel_dir=self.processed, out_dir=self.results, outcomes=OUTCOMES, workers=2,
-                use_run_cache=False, progress=False, echo=lambda *a: None, specifications=SPECIFICATIONS)
+                progress=False, echo=self.messages.append, specifications=SPECIFICATIONS)
         return built_panel, built_results
+
+    def computed(self) -> tuple[int, int]:
+        """(runs from the run cache, runs computed) in the last results step."""
+        for m in self.messages:
+            found = re.fullmatch(r"(\d+) of (\d+) runs unchanged \(from the run cache\), (\d+) computed", m)
+            if found:
+                return int(found[1]), int(found[3])
+        raise AssertionError(f"no run-cache line in {self.messages}")
 
     def compare(self, published: Path) -> editions.Changes:
         with _env(self.env()):
@@ -156,23 +174,37 @@ def originals(real_source):
 
 
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory, originals):
-    """The baseline edition: built from the real files and published into ``published/``."""
+def runs(real_results):
+    """The run cache of the session's whole study (conftest computes it once)."""
+    folder = real_results / ".runs"
+    assert len(list(folder.glob("*.pkl"))) > 100
+    return folder
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory, originals, runs):
+    """The baseline edition: built from the real files and published into ``published/``.
+
+    Its data are the session's real data, so every run of its results step comes
+    from the session's run cache.
+    """
     paths, sources = originals
     root = tmp_path_factory.mktemp("baseline")
-    s = Scratch(root)
+    s = Scratch(root, runs)
     write_manifest(s.manifest, sources)
     scratch_mirror(s.mirror, paths, sources)
     assert s.rebuild() == (True, True)
+    s.first_counts = cached, computed = s.computed()
+    assert cached > 0 and computed == 0
     published = root / "published"
     with _env(s.env()):
         editions.publish(s.results, s.processed, published)
     return s, published
 
 
-def updated(tmp_path_factory, originals, name: str, replace: dict[str, Path]) -> Scratch:
+def updated(tmp_path_factory, originals, name: str, replace: dict[str, Path], runs: Path) -> Scratch:
     paths, sources = originals
-    s = Scratch(tmp_path_factory.mktemp(name))
+    s = Scratch(tmp_path_factory.mktemp(name), runs)
     write_manifest(s.manifest, sources, replace)
     scratch_mirror(s.mirror, paths, sources, replace)
     assert s.rebuild() == (True, True)
@@ -202,14 +234,17 @@ def test_baseline_has_no_changes_and_rebuild_is_skipped(baseline):
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_one_value_changed(tmp_path_factory, originals, baseline):
+def test_one_value_changed(tmp_path_factory, originals, baseline, runs):
     base, published = baseline
     paths, _ = originals
     work = tmp_path_factory.mktemp("edit")
     c1 = work / "c1.csv"
     old = edit_c1_value(paths[C1], c1, BRENT, 2015, "rereferral_percent", "35.5")
     assert old and old != "35.5"
-    s = updated(tmp_path_factory, originals, "one_value", {C1: c1})
+    s = updated(tmp_path_factory, originals, "one_value", {C1: c1}, runs)
+    # the runs of re-referrals are computed again; those of assessment timeliness are not
+    cached, computed = s.computed()
+    assert 0 < computed < cached + computed == base.first_counts[0]
 
     # the panel: exactly one value differs
     p0 = pd.read_csv(base.processed / "panel.csv").set_index(["la_code", "year"]).sort_index()
@@ -244,13 +279,13 @@ def test_one_value_changed(tmp_path_factory, originals, baseline):
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_latest_year_removed(tmp_path_factory, originals, baseline):
+def test_latest_year_removed(tmp_path_factory, originals, baseline, runs):
     base, published = baseline
     paths, _ = originals
     work = tmp_path_factory.mktemp("drop")
     lait = work / "bds_long_0.parquet"
     assert drop_lait_year(paths[LAIT], lait, "2025") > 0
-    s = updated(tmp_path_factory, originals, "latest_year", {LAIT: lait})
+    s = updated(tmp_path_factory, originals, "latest_year", {LAIT: lait}, runs)
 
     # the panel: 2025 is gone for what LAIT alone publishes, kept for what C1 also publishes
     p0, p1 = pd.read_csv(base.processed / "panel.csv"), pd.read_csv(s.processed / "panel.csv")

@@ -133,6 +133,28 @@ def _built_once(name: str, target: Path, build: Callable[[Path], None], tmp_path
     shutil.copytree(shared, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_reader_cache(tmp_path_factory) -> Path:
+    """One readers' cache (``SOS_READER_CACHE``) for every panel build of the session.
+
+    Shared by the pytest-xdist workers (pytest's base temporary folder), so each real
+    file is parsed once per session; a build from changed files re-reads those only.
+    """
+    folder = tmp_path_factory.getbasetemp().parent / "readers"
+    os.environ["SOS_READER_CACHE"] = str(folder)
+    return folder
+
+
+def public_build():
+    """The public data stage in memory (:func:`analysis.ingest.panel.build_panel`), its readers
+    from the session's readers' cache."""
+    from analysis.ingest.panel import build_panel  # after the folders are set (see above)
+    from analysis.run.build import ReaderCache, reader_cache_dir
+
+    require_real_data()
+    return build_panel(reader_cache=ReaderCache(reader_cache_dir(paths.PROCESSED_DIR)))
+
+
 @pytest.fixture(scope="session")
 def real_panel(tmp_path_factory) -> Path:
     """The real panel, built once per session into the session's processed folder."""

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import public_build
 
 from analysis.core.paths import ROOT
 
@@ -68,12 +69,11 @@ def book(tmp_path_factory):
 
     from analysis.childlevel.synthetic import generate_903, write_903_csv
     from analysis.design import load_design
-    from analysis.ingest.panel import build_panel
     from analysis.run.build import RESULT_OUTPUTS, ensure_panel
     from analysis.run.study import run_study, write_results
 
     stamps = _project_stamps()
-    public = build_panel()
+    public = public_build()
     treated = load_design().treated("kinship_care")
     counts = public.panel.groupby("la_code")["year"].nunique()
     las = sorted(counts[counts == counts.max()].index)
@@ -88,7 +88,7 @@ def book(tmp_path_factory):
     _copy_project(copy)
     processed, results = copy / "data" / "processed", copy / "results"
     mp = pytest.MonkeyPatch()
-    mp.setattr("analysis.ingest.panel.build_panel", lambda progress=False: _copy(public))
+    mp.setattr("analysis.ingest.panel.build_panel", lambda progress=False, **kw: _copy(public))
     try:
         ensure_panel(out_dir=processed, child_level_dir=folder, force=True, echo=lambda *a: None)
     finally:

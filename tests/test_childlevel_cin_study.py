@@ -18,6 +18,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import public_build
 
 from analysis.core.paths import ROOT
 
@@ -55,7 +56,7 @@ def world(tmp_path_factory):
 
     design = load_design()
     treated = design.treated("rereferrals_after_nfa")
-    public = __import__("analysis.ingest.panel", fromlist=["build_panel"]).build_panel(progress=False)
+    public = public_build()
     counts = public.panel.groupby("la_code")["year"].nunique()
     las = sorted(counts[counts == counts.max()].index)
     rng = np.random.default_rng(3)
@@ -70,7 +71,7 @@ def world(tmp_path_factory):
     inputs = ChildLevelInputs(folder, None, None, cin, pd.DataFrame(columns=REPORT_COLUMNS))
     mp = pytest.MonkeyPatch()
     mp.setattr("analysis.ingest.panel.build_panel",
-               lambda progress=False: dataclasses.replace(public, files=dict(public.files)))
+               lambda progress=False, **kw: dataclasses.replace(public, files=dict(public.files)))
     try:
         build_panel_files(out, progress=False, child_level_dir=folder, child_level_inputs=inputs)
     finally:

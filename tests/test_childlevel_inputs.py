@@ -228,7 +228,7 @@ def _public_stub():
 
 def _stub_public(mp, calls: list | None = None) -> None:
     """Replace the public build (and the manifest check of the build key) by the stub."""
-    def fake_build(progress=False):
+    def fake_build(progress=False, **kw):
         if calls is not None:
             calls.append("build_panel")
         return _public_stub()

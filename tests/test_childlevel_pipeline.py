@@ -30,6 +30,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import public_build
 
 from analysis.core.paths import ROOT
 
@@ -61,9 +62,7 @@ def _shares(las, treated, rng):
 def world(tmp_path_factory):
     from analysis.childlevel.synthetic import generate_903, write_903_csv
     from analysis.design import load_design
-    from analysis.ingest.panel import build_panel
-
-    public = build_panel()
+    public = public_build()
     design = load_design()
     treated = design.treated("kinship_care")
     counts = public.panel.groupby("la_code")["year"].nunique()
@@ -85,7 +84,7 @@ def built(world, monkeypatch_module):
     """The data stage in child-level mode, run through the CLI's entry (ensure_panel)."""
     from analysis.run.build import ensure_panel
 
-    monkeypatch_module.setattr("analysis.ingest.panel.build_panel", lambda progress=False: _copy(world["public"]))
+    monkeypatch_module.setattr("analysis.ingest.panel.build_panel", lambda progress=False, **kw: _copy(world["public"]))
     ensure_panel(out_dir=world["out"], child_level_dir=world["folder"], force=True, echo=lambda *a: None)
     return world["out"]
 
@@ -277,7 +276,7 @@ def test_public_outputs_unchanged_without_child_level(world, tmp_path, monkeypat
     from analysis.run.study import run_study, write_results
 
     monkeypatch.delenv("SOS_CHILDLEVEL_DIR", raising=False)
-    monkeypatch.setattr("analysis.ingest.panel.build_panel", lambda progress=False: _copy(world["public"]))
+    monkeypatch.setattr("analysis.ingest.panel.build_panel", lambda progress=False, **kw: _copy(world["public"]))
     (tmp_path / "a").mkdir()
     ensure_panel(out_dir=tmp_path / "a", force=True, echo=lambda *a: None)
     write_atomically(world["public"].files, tmp_path / "b")  # the public stage as it was

@@ -9,6 +9,7 @@ import math
 
 import pandas as pd
 import pytest
+from conftest import public_build
 
 pytestmark = pytest.mark.integration
 
@@ -18,9 +19,7 @@ WEST_SUSSEX, LINCOLNSHIRE, SUFFOLK = "E10000032", "E10000019", "E10000029"
 
 @pytest.fixture(scope="module")
 def build(real_source):
-    from analysis.ingest.panel import build_panel
-
-    return build_panel()
+    return public_build()
 
 
 @pytest.fixture(scope="module")

@@ -67,6 +67,10 @@ VALIDATION_COLUMNS = ["rule", "severity", "la_code", "year", "measure", "value",
 
 # --------------------------------------------------------------------------- readers
 ReaderFn = Callable[[Callable[[str], Path]], pd.DataFrame]
+#: A store of the readers' tidy tables (:class:`analysis.run.build.ReaderCache`):
+#: ``cache(name, fn, get)`` returns what ``fn(get)`` returns, from the store when the
+#: reader's files and code are unchanged.
+ReaderCacheFn = Callable[[str, ReaderFn, Callable[[str], Path]], pd.DataFrame]
 
 
 def _readers() -> list[tuple[str, ReaderFn]]:
@@ -96,8 +100,12 @@ def _readers() -> list[tuple[str, ReaderFn]]:
     return readers
 
 
-def collect_tidy(progress: bool = False) -> pd.DataFrame:
-    """Run every reader on its verified source file; returns one tidy table."""
+def collect_tidy(progress: bool = False, reader_cache: ReaderCacheFn | None = None) -> pd.DataFrame:
+    """Run every reader on its verified source file; returns one tidy table.
+
+    With ``reader_cache``, a reader whose files and code are unchanged since the
+    cache last saw it is not run again (a data update re-reads the changed files only).
+    """
     manifest = load_manifest()
 
     def get(sid: str) -> Path:
@@ -109,7 +117,7 @@ def collect_tidy(progress: bool = False) -> pd.DataFrame:
     for name, fn in _readers():
         if progress:
             print(f"  reading {name}", flush=True)
-        parts.append(fn(get))
+        parts.append(fn(get) if reader_cache is None else reader_cache(name, fn, get))
     return tidy_frame(parts)
 
 
@@ -670,10 +678,13 @@ class PanelBuild:
     files: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def build_panel(progress: bool = False) -> PanelBuild:
-    """Read, check, resolve, pivot and validate: the whole data stage in memory."""
+def build_panel(progress: bool = False, reader_cache: ReaderCacheFn | None = None) -> PanelBuild:
+    """Read, check, resolve, pivot and validate: the whole data stage in memory.
+
+    ``reader_cache``: see :func:`collect_tidy`.
+    """
     manifest = load_manifest()
-    tidy = collect_tidy(progress=progress)
+    tidy = collect_tidy(progress=progress, reader_cache=reader_cache)
     check_values(tidy, manifest)
     resolved, releases = resolve_releases(tidy, manifest)
     panel = pivot_panel(resolved)

@@ -58,7 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -375,10 +375,12 @@ def build_panel_files(out_dir: Path | None = None, progress: bool = True, *,
     """
     if child_level_dir is not None and child_level_inputs is None:
         child_level_inputs = read_and_validate(Path(child_level_dir), strict=strict)
-    build = panel_module.build_panel(progress=progress)  # via the module, so tests can replace it
+    out_dir = Path(out_dir) if out_dir else PROCESSED_DIR
+    # via the module, so tests can replace it
+    build = panel_module.build_panel(progress=progress, reader_cache=ReaderCache(reader_cache_dir(out_dir)))
     if child_level_dir is not None:
         add_child_level(build, Path(child_level_dir), strict=strict, inputs=child_level_inputs)
-    return panel_module.write_atomically(build.files, Path(out_dir) if out_dir else PROCESSED_DIR)
+    return panel_module.write_atomically(build.files, out_dir)
 
 
 def ensure_panel(out_dir: Path | None = None, *, force: bool = False, echo=print,
@@ -460,6 +462,86 @@ def ensure_results(panel_dir: Path | None = None, out_dir: Path | None = None, *
     write_stamp(out_dir / KEY_FILE, key, n_estimates=int(len(results.estimates)))
     echo(f"{len(results.estimates)} estimates in {time.perf_counter() - t0:.1f} s into {_rel(out_dir)}")
     return True, written
+
+
+def reader_cache_dir(out_dir: Path) -> Path:
+    """Folder of the readers' cache: ``$SOS_READER_CACHE``, else ``<out_dir>/.readers``."""
+    return Path(os.environ.get("SOS_READER_CACHE", "").strip() or Path(out_dir) / ".readers")
+
+
+class ReaderCache:
+    """The tidy table of each reader of the panel, pickled under a key of what it read.
+
+    A reader's key: its name; the ids of the manifest (a reader may pick its files
+    from them); the manifest entry, sha256 included, of every source it fetched the
+    last time it ran (``index.json`` records them); the project data files; the code
+    of the data stage (``ingest``, ``core``) and the library versions. Each file is
+    still fetched and verified against its sha256 before an entry is used, so a
+    corrupt or missing file stops the build as it would without the cache. A data
+    update thus re-reads only the files that changed. Entries are written atomically;
+    a reader keeps its newest :data:`KEEP` entries.
+    """
+
+    KEEP = 3
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.manifest = load_manifest()
+        self.common = digest({"files": files_digest(data_files()), "code": code_digest("ingest.panel"),
+                              "libraries": library_versions()})
+        self.hits = self.misses = 0
+
+    def _index(self) -> dict[str, list[str]]:
+        try:
+            return json.loads((self.folder / "index.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def _key(self, name: str, ids: list[str], manifest: dict) -> str:
+        return digest({"common": self.common, "reader": name, "manifest": sorted(manifest),
+                       "sources": [[sid, asdict(manifest[sid])] if sid in manifest else [sid]
+                                   for sid in ids]})
+
+    def _write(self, path: Path, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=".part-", dir=self.folder)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+
+    def __call__(self, name: str, fn, get) -> Any:
+        """``fn(get)``, the tidy table of reader ``name``, from the cache when its inputs are unchanged."""
+        manifest = self.manifest
+        slug = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
+        ids = self._index().get(name)
+        if ids is not None:
+            for sid in ids:
+                get(sid)  # fetch and verify, as the reader itself would
+            path = self.folder / f"{slug}-{self._key(name, ids, manifest)}.pkl"
+            try:
+                table = pickle.loads(path.read_bytes())
+                self.hits += 1
+                return table
+            except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+                pass  # no entry (or an unreadable one): read the files
+        fetched: list[str] = []
+
+        def recording(sid: str) -> Path:
+            fetched.append(sid)
+            return get(sid)
+
+        table = fn(recording)
+        self.misses += 1
+        ids = list(dict.fromkeys(fetched))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{slug}-{self._key(name, ids, manifest)}.pkl"
+        self._write(path, pickle.dumps(table, protocol=pickle.HIGHEST_PROTOCOL))
+        index = self._index()
+        index[name] = ids
+        self._write(self.folder / "index.json", json.dumps(index, indent=1, sort_keys=True).encode("utf-8"))
+        old = sorted(self.folder.glob(f"{slug}-*.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for p in old[self.KEEP:]:
+            p.unlink(missing_ok=True)
+        return table
 
 
 class RunCache:

@@ -43,23 +43,25 @@ from analysis.core import paths  # noqa: E402  (after the folders above are set)
 from analysis.ingest.sources import fetch, load_manifest  # noqa: E402
 
 # Test files that take more than about 10 s each on this 2-core machine (measured with
-# ``--durations=0``: child-level pipeline 61 s, CIN study 46 s, editions 42 s, appendices
-# 41 s, study 35 s, ...). Under ``--dist loadfile`` xdist hands out files by number of tests,
-# so a long file with few tests could start last and leave one worker idle; starting the
-# longest first (the usual longest-processing-time rule) lets the two workers finish
-# together. The order of the other files, and of the tests in every file, stays shuffled.
+# ``--durations=0``: child-level pipeline 89 s, CIN study 67 s, study 32 s, appendices 29 s,
+# editions 36 s, build 27 s, ...; the first of study, appendices and front to run also
+# computes the session's real results, about 60 s). Under ``--dist loadfile`` xdist hands
+# out files by number of tests, so a long file with few tests could start last and leave
+# one worker idle; starting the longest first (the usual longest-processing-time rule)
+# lets the two workers finish together. The order of the other files, and of the tests
+# in every file, stays shuffled.
 LONGEST_FIRST = (
     "tests/test_childlevel_pipeline.py",
     "tests/test_childlevel_cin_study.py",
+    "tests/test_study.py",
     "tests/test_editions.py",
     "tests/test_appendices.py",
-    "tests/test_study.py",
-    "tests/test_bad_input.py",
     "tests/test_build.py",
     "tests/test_inference.py",
-    "tests/test_childlevel_inputs.py",
     "tests/test_cli_estimate.py",
+    "tests/test_bad_input.py",
     "tests/test_chapter_keys.py",
+    "tests/test_childlevel_inputs.py",
     "tests/test_estimation.py",
 )
 

@@ -923,9 +923,13 @@ def run_study(panel_path: Path | None = None, design_path: Path | None = None, *
         for run in todo:
             record(run, run_one(panel, design, run))
     else:
+        # The main runs (synthetic DiD on every donor, simulated MDE) take seconds, the
+        # others a fraction of one: handing out the long ones first keeps both workers
+        # busy to the end. The tables keep the plan's order (`ordered` below).
+        by_length = sorted(todo, key=lambda r: r.spec != MAIN)
         with ProcessPoolExecutor(max_workers=min(workers, len(todo)), initializer=_init_worker,
                                  initargs=(str(panel_path), str(design_path))) as pool:
-            for run, out in pool.map(_work, todo, chunksize=1):
+            for run, out in pool.map(_work, by_length, chunksize=1):
                 record(run, out)
     if cache is not None:
         cache.save(panel, design, {r: outputs[r] for r in todo})

@@ -231,7 +231,10 @@ def panel_dir(tmp_path_factory, real_panel):
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_two_clean_result_runs_are_byte_identical(tmp_path, panel_dir):
+def test_two_clean_result_runs_are_byte_identical(tmp_path, panel_dir, real_results):
+    """Two clean runs (two worker processes, then one) give the same bytes in every results
+    file, and the same lines of ``estimates.csv`` as the session's whole study (every
+    outcome at once): an estimate depends neither on the workers nor on what ran beside it."""
     runs = {}
     for name, workers in (("first", 2), ("second", 1)):
         out = tmp_path / name
@@ -243,6 +246,13 @@ def test_two_clean_result_runs_are_byte_identical(tmp_path, panel_dir):
     files = build.RESULT_OUTPUTS
     for f in files:
         assert (runs["first"] / f).read_bytes() == (runs["second"] / f).read_bytes(), f
+
+    head, *mine = (runs["second"] / "estimates.csv").read_text(encoding="utf-8").splitlines()
+    pairs = {tuple(r.split(",")[:2]) for r in mine}
+    assert {o for o, _ in pairs} == set(OUTCOMES) and len(pairs) > len(SPECS)  # leave-one-out labels
+    whole_head, *whole = (real_results / "estimates.csv").read_text(encoding="utf-8").splitlines()
+    assert whole_head == head
+    assert [r for r in whole if tuple(r.split(",")[:2]) in pairs] == mine
     # a third run assembled entirely from the run cache of the first: the same bytes
     (runs["first"] / build.KEY_FILE).unlink()
     before = {f: (runs["first"] / f).read_bytes() for f in files}

@@ -424,17 +424,24 @@ def anomaly_settings(path: Path | str = VALIDATION_PATH) -> AnomalySettings:
                            measures=tuple(ms))
 
 
-def _own_reference(years: np.ndarray, x: np.ndarray, k: int, min_k: int) -> tuple[np.ndarray, list[str]]:
-    """Per position: median of ``x`` over the ``k`` nearest other years (earlier first on ties)."""
-    ref = np.full(len(x), np.nan)
-    used: list[str] = [""] * len(x)
-    for i in range(len(x)):
-        dist = np.abs(years - years[i]) + 0.001 * (years > years[i])
-        order = [j for j in np.argsort(dist, kind="stable") if j != i][:k]
-        if len(order) >= min_k:
-            ref[i] = np.median(x[order])
-            used[i] = ",".join(str(int(y)) for y in sorted(years[order]))
-    return ref, used
+def _own_reference(years: np.ndarray, x: np.ndarray, k: int, min_k: int) -> tuple[np.ndarray, list]:
+    """Per position: median of ``x`` over the ``k`` nearest other years (earlier first on ties).
+
+    One LA's series: a position's reference is missing when the LA has fewer than
+    ``min_k`` other years. Also returns, per position, those years (an array; empty
+    when the reference is missing).
+    """
+    n = len(x)
+    take = min(k, n - 1)
+    if n == 0 or take < min_k:
+        return np.full(n, np.nan), [np.array([], dtype=int)] * n
+    years = np.asarray(years)
+    # distance to every other year; later years a hair farther (earlier first on ties);
+    # the year itself last, so the first `take` columns are the nearest others
+    dist = np.abs(years[None, :] - years[:, None]) + 0.001 * (years[None, :] > years[:, None])
+    np.fill_diagonal(dist, np.inf)
+    nearest = np.argsort(dist, axis=1, kind="stable")[:, :take]
+    return np.median(x[nearest], axis=1), list(years[nearest])
 
 
 def anomalies(panel: pd.DataFrame, settings: AnomalySettings | None = None) -> pd.DataFrame:
@@ -471,9 +478,10 @@ def anomalies(panel: pd.DataFrame, settings: AnomalySettings | None = None) -> p
         d = d.sort_values(["la_code", "year"]).reset_index(drop=True)
         x = fwd(d[m].to_numpy(dtype=float))
         ref = np.full(len(d), np.nan)
-        used = [""] * len(d)
+        used: list = [None] * len(d)
+        years = d["year"].to_numpy()
         for _, idx in d.groupby("la_code").indices.items():
-            r, u = _own_reference(d["year"].to_numpy()[idx], x[idx], st.neighbours, st.min_neighbours)
+            r, u = _own_reference(years[idx], x[idx], st.neighbours, st.min_neighbours)
             ref[idx] = r
             for i, j in enumerate(idx):
                 used[j] = u[i]
@@ -489,6 +497,7 @@ def anomalies(panel: pd.DataFrame, settings: AnomalySettings | None = None) -> p
                & (np.sign(z_own) == np.sign(z_nat)))
         for i in np.flatnonzero(hit):
             value, reference, nat = float(d[m].iloc[i]), float(back(ref[i])), float(back(med[i]))
+            used[i] = ",".join(str(int(y)) for y in sorted(used[i]))
             out.append(dict(
                 la_code=d["la_code"].iloc[i], year=int(d["year"].iloc[i]), measure=m, value=value,
                 reference=reference, reference_years=used[i], z_own=float(z_own[i]),

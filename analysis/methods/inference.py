@@ -366,14 +366,27 @@ class WildClusterBootstrap:
         PQ = self._Phi[0] @ p.fe_basis.T                           # G x n
         psi = self._Psi[0, :, 0]
         diag = np.arange(G)
+        # slots[g, l]: the l-th row of cluster g (ascending), -1 past the cluster's end
+        unit = np.asarray(p.unit_index)
+        rows = np.argsort(unit, kind="stable")
+        sizes = np.bincount(unit, minlength=G)
+        slots = np.full((G, int(sizes.max(initial=0))), -1)
+        slots[unit[rows], np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)] = rows
 
         def k_matrices(U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            # K of _K for restricted residuals U (n x m): (m, G, G), and alpha (G, m)
+            # K of _K for restricted residuals U (n x m): (m, G, G), and alpha (G, m).
+            # K[i, h, g] = -sum over the rows r of cluster g of PQ[h, r] U[r, i] (minus the
+            # psi term): summed slot by slot, in the rows' order, so the sums are those of
+            # the sparse cluster sum (Cm) to the last bit, without an (m G x n) product.
             m = U.shape[1]
             a = np.asarray(Cm @ (X * U))
             alpha = a * self._rho[0, 0]
-            M = (PQ[None, :, :] * U.T[:, None, :]).reshape(m * G, n)
-            K = -np.asarray(Cm @ M.T).T.reshape(m, G, G) - psi[None, :, None] * a.T[:, None, :]
+            S = np.zeros((m, G, G))
+            for slot in slots.T:
+                g = np.flatnonzero(slot >= 0)
+                r = slot[g]
+                S[:, :, g] += PQ[None, :, r] * U[r, :].T[:, None, :]
+            K = -S - psi[None, :, None] * a.T[:, None, :]
             K[:, diag, diag] += alpha.T
             return K, alpha
 

@@ -285,3 +285,59 @@ def test_book_key_follows_the_rules_the_method_chapter_prints(tmp_path, monkeypa
         after = B.book_key(manifest_rows=[]).value
         assert after != before, name
         before = after
+
+
+# --------------------------------------------------------------------------- the readers' cache
+def test_readers_cache_reads_a_file_again_only_when_it_changed(tmp_path, monkeypatch):
+    """A reader runs again only when a file it read (its manifest row) changed; every file is
+    still fetched and verified on a hit; an unrelated change leaves the entry in use."""
+    import dataclasses
+
+    import pandas as pd
+
+    from analysis.ingest.sources import load_manifest
+
+    real = load_manifest()
+    a, b = sorted(real)[:2]
+    manifest = dict(real)
+    monkeypatch.setattr(build, "load_manifest", lambda: manifest)
+    calls, fetched = [], []
+
+    def get(sid):
+        fetched.append(sid)
+        return tmp_path / sid
+
+    def reader(f):
+        calls.append("read")
+        f(a)
+        return pd.DataFrame({"value": [len(calls)]})
+
+    def run():
+        return build.ReaderCache(tmp_path / "readers")("reader", reader, get)
+
+    assert run()["value"].tolist() == [1]
+    assert run()["value"].tolist() == [1] and calls == ["read"]  # from the cache
+    assert fetched == [a, a]  # the hit fetched (and so verified) the file it stands for
+    manifest[b] = dataclasses.replace(manifest[b], sha256="0" * 64)  # a file it does not read
+    assert run()["value"].tolist() == [1] and calls == ["read"]
+    manifest[a] = dataclasses.replace(manifest[a], sha256="1" * 64)  # a new release of its file
+    assert run()["value"].tolist() == [2] and calls == ["read", "read"]
+    manifest.pop(b)  # the manifest's ids changed: a reader may pick its files from them
+    assert run()["value"].tolist() == [3]
+    assert len(list((tmp_path / "readers").glob("*.pkl"))) == build.ReaderCache.KEEP
+
+
+def test_readers_cache_stops_on_a_corrupt_file(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from analysis.core.errors import DataError
+
+    def get(sid):
+        raise DataError("sha256 mismatch", file=f"data/raw/{sid}")
+
+    cache = build.ReaderCache(tmp_path / "readers")
+    (tmp_path / "readers").mkdir()
+    sid = sorted(cache.manifest)[0]
+    (tmp_path / "readers" / "index.json").write_text(json.dumps({"reader": [sid]}))
+    with pytest.raises(DataError, match="sha256 mismatch"):
+        cache("reader", lambda f: pd.DataFrame(), get)

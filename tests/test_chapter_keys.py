@@ -249,3 +249,37 @@ def test_book_re_executes_only_the_chapter_whose_file_changed(tmp_path, results_
 
     _sphinx(src, tmp_path / "out3", doctrees)  # nothing changed: nothing executes
     assert sorted(runs.read_text().split()) == ["a", "a", "b"]
+
+
+def test_parallel_readers_bring_back_the_keys_of_their_chapters():
+    """Under `sphinx -j`, each reader process sends its environment back; the keys of the
+    chapters it read (and only those) join the main environment."""
+    from types import SimpleNamespace
+
+    main = SimpleNamespace(sos_chapter_keys={"a": {"key": "old-a"}, "c": {"key": "c"}})
+    reader = SimpleNamespace(sos_chapter_keys={"a": {"key": "new-a"}, "b": {"key": "b"},
+                                               "c": {"key": "stale-c"}})
+    ck._merge(None, main, ["a", "b"], reader)
+    assert main.sos_chapter_keys == {"a": {"key": "new-a"}, "b": {"key": "b"}, "c": {"key": "c"}}
+
+
+def test_only_undeclared_extensions_are_declared_parallel_safe():
+    from types import SimpleNamespace
+
+    exts = {"sphinx_multitoc_numbering": SimpleNamespace(parallel_read_safe=None),
+            "sphinx_jupyterbook_latex": SimpleNamespace(parallel_read_safe=False),
+            "other": SimpleNamespace(parallel_read_safe=None)}
+    ck._declare_parallel_safe(SimpleNamespace(extensions=exts))
+    assert exts["sphinx_multitoc_numbering"].parallel_read_safe is True
+    assert exts["sphinx_jupyterbook_latex"].parallel_read_safe is False  # a declaration stands
+    assert exts["other"].parallel_read_safe is None
+
+
+def test_book_jobs(monkeypatch):
+    monkeypatch.setenv("SOS_BOOK_JOBS", "3")
+    assert build.book_jobs() == 3
+    monkeypatch.delenv("SOS_BOOK_JOBS")
+    assert build.book_jobs() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("SOS_BOOK_JOBS", "two")
+    with pytest.raises(build.DataError, match="SOS_BOOK_JOBS"):
+        build.book_jobs()

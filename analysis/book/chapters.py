@@ -24,7 +24,7 @@ from analysis.ingest.panel import PROCESSED_DIR
 from analysis.ingest.sources import load_manifest
 from analysis.methods.evidence import VERDICTS, describe_rule, sign_agrees
 from analysis.run import editions
-from analysis.run.study import CONTRAST_SPECS, DENOMINATORS, MDE_SPEC_PANELS
+from analysis.run.settings import CONTRAST_SPECS, DENOMINATORS, MDE_SPEC_PANELS
 
 
 @lru_cache(maxsize=None)

@@ -57,7 +57,7 @@ from analysis.design import load_design
 from analysis.ingest.sources import load_manifest
 from analysis.methods.evidence import describe_verdicts
 from analysis.run import editions
-from analysis.run.study import DENOMINATORS, MDE_PANELS
+from analysis.run.settings import DENOMINATORS, MDE_PANELS
 
 #: The published edition that is the confirmatory analysis (ISO date). Editions after it
 #: are monitoring editions: a change of grade between editions is monitoring, not a finding.

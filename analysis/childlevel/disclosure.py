@@ -100,8 +100,6 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import yaml
-from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from analysis.core.errors import DataError
 from analysis.core.paths import DATA_DIR
@@ -587,6 +585,10 @@ class _Attack:
 
     @staticmethod
     def _matrix(rows: list[tuple[dict[int, float], float]], pos: dict[int, int]):
+        # scipy here, not at the top: the book's chapters import this module for its
+        # settings, and scipy.optimize would add a third of a second to each of them
+        from scipy import sparse
+
         data, ri, ci, b = [], [], [], []
         for i, (coef, rhs) in enumerate(rows):
             for v, c in coef.items():
@@ -614,6 +616,9 @@ class _Attack:
         root = self._find(t) if self.is_free[t] else None
         if root is None or (root not in self.comp_rows and root not in self.comp_ub):
             return (lo if sense > 0 else hi), set()
+        # scipy here, not at the top: see _matrix
+        from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+
         pos, a, b, a_ub, b_ub, lb, ub, eqs = self._component(root)
         c = np.zeros(len(pos))
         c[pos[t]] = sense

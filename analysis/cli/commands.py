@@ -13,7 +13,6 @@ from pathlib import Path
 from analysis.cli.estimate import add_estimate_parser
 from analysis.core.errors import DataError
 from analysis.ingest.sources import fetch_all
-from analysis.run.build import build_all, ensure_panel, ensure_results
 from analysis.run.editions import check_updates, load_edition, long_date, publish
 
 
@@ -22,26 +21,37 @@ def _cmd_fetch(args: argparse.Namespace) -> None:
     print(f"{len(paths)} source files verified in the cache")
 
 
+def _steps():
+    """The build steps (:mod:`analysis.run.build`), imported when a step runs.
+
+    Not with the parser: the book's rebuild appendix prints this parser's help, and
+    the study's estimators would add most of a second to that chapter (and to ``--help``).
+    """
+    from analysis.run import build
+
+    return build
+
+
 def _cmd_data(args: argparse.Namespace) -> None:
-    built, written = ensure_panel(out_dir=args.out, force=args.force,
+    built, written = _steps().ensure_panel(out_dir=args.out, force=args.force,
                                   child_level_dir=args.child_level, strict=args.strict)
     for p in written:
         print(f"wrote {p}")
 
 
 def _cmd_results(args: argparse.Namespace) -> None:
-    built, written = ensure_results(out_dir=args.out, workers=args.workers, force=args.force)
+    built, written = _steps().ensure_results(out_dir=args.out, workers=args.workers, force=args.force)
     for p in written:
         print(f"wrote {p}")
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    return build_all(force=args.force, workers=args.workers)
+    return _steps().build_all(force=args.force, workers=args.workers)
 
 
 def _cmd_publish(args: argparse.Namespace) -> None:
-    ensure_panel()
-    ensure_results()
+    _steps().ensure_panel()
+    _steps().ensure_results()
     folder = publish()
     ed = load_edition(folder)
     print(f"published the edition of {long_date(ed.date)} into {folder} "

@@ -94,13 +94,15 @@ def test_module_a_chapter_imports_is_in_its_key(tmp_path):
     assert ck.imported_modules(a.read_text()) >= {"analysis.book", "analysis.book.chapters",
                                                   "analysis.book.figures"}
     key_a, key_b = ck.chapter_key(a), ck.chapter_key(b)
-    # transitively: chapters imports the study runner, which imports the methods
-    assert {"analysis/book/figures.py", "analysis/run/study.py",
-            "analysis/methods/estimation.py"} <= set(key_a.parts["code"])
+    # transitively: chapters imports the runner's settings and the grading rule, which
+    # imports the errors of core; not the estimators (the chapters read their results)
+    assert {"analysis/book/figures.py", "analysis/run/settings.py", "analysis/methods/evidence.py",
+            "analysis/core/errors.py"} <= set(key_a.parts["code"])
+    assert "analysis/methods/estimation.py" not in key_a.parts["code"]
     assert key_b.parts["code"] == {}
 
-    edited = ck.Hashes()  # analysis/methods/estimation.py as if edited
-    edited.files[str(ROOT / "analysis" / "methods" / "estimation.py")] = "edited"
+    edited = ck.Hashes()  # analysis/core/errors.py as if edited
+    edited.files[str(ROOT / "analysis" / "core" / "errors.py")] = "edited"
     assert ck.chapter_key(a, hashes=edited).value != key_a.value
     assert ck.chapter_key(b, hashes=edited).value == key_b.value
 

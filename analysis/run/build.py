@@ -464,6 +464,14 @@ def ensure_results(panel_dir: Path | None = None, out_dir: Path | None = None, *
     return True, written
 
 
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then move it into place."""
+    fd, tmp = tempfile.mkstemp(prefix=".part-", dir=Path(path).parent)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
 def reader_cache_dir(out_dir: Path) -> Path:
     """Folder of the readers' cache: ``$SOS_READER_CACHE``, else ``<out_dir>/.readers``."""
     return Path(os.environ.get("SOS_READER_CACHE", "").strip() or Path(out_dir) / ".readers")
@@ -502,12 +510,6 @@ class ReaderCache:
                        "sources": [[sid, asdict(manifest[sid])] if sid in manifest else [sid]
                                    for sid in ids]})
 
-    def _write(self, path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".part-", dir=self.folder)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-
     def __call__(self, name: str, fn, get) -> Any:
         """``fn(get)``, the tidy table of reader ``name``, from the cache when its inputs are unchanged."""
         manifest = self.manifest
@@ -534,10 +536,11 @@ class ReaderCache:
         ids = list(dict.fromkeys(fetched))
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{slug}-{self._key(name, ids, manifest)}.pkl"
-        self._write(path, pickle.dumps(table, protocol=pickle.HIGHEST_PROTOCOL))
+        write_bytes_atomically(path, pickle.dumps(table, protocol=pickle.HIGHEST_PROTOCOL))
         index = self._index()
         index[name] = ids
-        self._write(self.folder / "index.json", json.dumps(index, indent=1, sort_keys=True).encode("utf-8"))
+        write_bytes_atomically(self.folder / "index.json",
+                               json.dumps(index, indent=1, sort_keys=True).encode("utf-8"))
         old = sorted(self.folder.glob(f"{slug}-*.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)
         for p in old[self.KEEP:]:
             p.unlink(missing_ok=True)
@@ -605,10 +608,7 @@ class RunCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         for run, out in outputs.items():
             k = self._keys.get(run) or self.key(panel, design, run)
-            fd, tmp = tempfile.mkstemp(prefix=".part-", dir=self.folder)
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(out, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self._path(k))
+            write_bytes_atomically(self._path(k), pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
         keep = {f"{k}.pkl" for k in self._keys.values()}
         for p in self.folder.glob("*.pkl"):
             if p.name not in keep:
@@ -794,6 +794,7 @@ def build_book(*, force: bool = False, quiet: bool = False, echo=print) -> int:
         echo(f"book up to date (_build/html: chapters and everything they read unchanged, "
              f"key {key.value[:12]})")
         return 0
+    book_jobs()  # a bad SOS_BOOK_JOBS stops here, in one line, not inside the Sphinx process
     reuse = not force and (BUILD_DIR / ".doctrees" / "environment.pickle").exists()
     if old and not force:
         echo("book inputs changed: " + "; ".join(changed_parts(old, key)) +

@@ -325,6 +325,9 @@ def test_readers_cache_reads_a_file_again_only_when_it_changed(tmp_path, monkeyp
     manifest.pop(b)  # the manifest's ids changed: a reader may pick its files from them
     assert run()["value"].tolist() == [3]
     assert len(list((tmp_path / "readers").glob("*.pkl"))) == build.ReaderCache.KEEP
+    forced = build.ReaderCache(tmp_path / "readers", reuse=False)  # --force: read every file again
+    assert forced("reader", reader, get)["value"].tolist() == [4] and (forced.hits, forced.misses) == (0, 1)
+    assert run()["value"].tolist() == [4]  # the forced read replaced the entry
 
 
 def test_readers_cache_stops_on_a_corrupt_file(tmp_path, monkeypatch):

@@ -363,8 +363,11 @@ def _up_to_date(out_dir: Path, key: Key, outputs: Iterable[str], stamp: str = KE
 # --------------------------------------------------------------------------- steps
 def build_panel_files(out_dir: Path | None = None, progress: bool = True, *,
                       child_level_dir: Path | None = None, strict: bool = False,
-                      child_level_inputs=None) -> list[Path]:
+                      child_level_inputs=None, reader_cache: ReaderCache | None = None) -> list[Path]:
     """Build the panel and write ``panel.csv``, ``measures.csv`` and companions.
+
+    The readers' tables come from ``reader_cache`` where their files are unchanged
+    (default: the :class:`ReaderCache` of ``out_dir``).
 
     With ``child_level_dir`` the child-level measures are merged in and the
     protected child-level tables written (:mod:`analysis.childlevel.pipeline`).
@@ -377,7 +380,8 @@ def build_panel_files(out_dir: Path | None = None, progress: bool = True, *,
         child_level_inputs = read_and_validate(Path(child_level_dir), strict=strict)
     out_dir = Path(out_dir) if out_dir else PROCESSED_DIR
     # via the module, so tests can replace it
-    build = panel_module.build_panel(progress=progress, reader_cache=ReaderCache(reader_cache_dir(out_dir)))
+    cache = reader_cache if reader_cache is not None else ReaderCache(reader_cache_dir(out_dir))
+    build = panel_module.build_panel(progress=progress, reader_cache=cache)
     if child_level_dir is not None:
         add_child_level(build, Path(child_level_dir), strict=strict, inputs=child_level_inputs)
     return panel_module.write_atomically(build.files, out_dir)
@@ -413,13 +417,17 @@ def ensure_panel(out_dir: Path | None = None, *, force: bool = False, echo=print
         cl_inputs = read_and_validate(cl_dir, strict=strict)
     (out_dir / KEY_FILE).unlink(missing_ok=True)
     t0 = time.perf_counter()
+    readers = ReaderCache(reader_cache_dir(out_dir), reuse=not force)
     written = build_panel_files(out_dir=out_dir, child_level_dir=cl_dir, strict=strict,
-                                child_level_inputs=cl_inputs)
+                                child_level_inputs=cl_inputs, reader_cache=readers)
     if cl_dir is None:  # public mode: no child-level table may be left from an earlier build
         for name in ("childlevel_published.csv", "childlevel_validation.csv",
                      "childlevel_counts.csv"):
             (out_dir / name).unlink(missing_ok=True)
     write_stamp(out_dir / KEY_FILE, key)
+    if readers.hits + readers.misses:  # none when a test stands in for the public build
+        echo(f"{readers.hits} of {readers.hits + readers.misses} source tables unchanged "
+             f"(from the readers' cache), {readers.misses} read")
     echo(f"panel built in {time.perf_counter() - t0:.1f} s into {_rel(out_dir)}")
     return True, written
 
@@ -487,13 +495,15 @@ class ReaderCache:
     still fetched and verified against its sha256 before an entry is used, so a
     corrupt or missing file stops the build as it would without the cache. A data
     update thus re-reads only the files that changed. Entries are written atomically;
-    a reader keeps its newest :data:`KEEP` entries.
+    a reader keeps its newest :data:`KEEP` entries. With ``reuse=False`` (``--force``)
+    every file is read again and the entries are replaced.
     """
 
     KEEP = 3
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, reuse: bool = True) -> None:
         self.folder = Path(folder)
+        self.reuse = reuse
         self.manifest = load_manifest()
         self.common = digest({"files": files_digest(data_files()), "code": code_digest("ingest.panel"),
                               "libraries": library_versions()})
@@ -514,7 +524,7 @@ class ReaderCache:
         """``fn(get)``, the tidy table of reader ``name``, from the cache when its inputs are unchanged."""
         manifest = self.manifest
         slug = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
-        ids = self._index().get(name)
+        ids = self._index().get(name) if self.reuse else None
         if ids is not None:
             for sid in ids:
                 get(sid)  # fetch and verify, as the reader itself would

@@ -18,7 +18,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -180,10 +182,16 @@ def test_reuse_build_failure_restores_the_doctrees(tmp_path):
 def test_reuse_build_success_keeps_the_updated_doctrees(tmp_path):
     bd = tmp_path / "_build"
     _site(bd)
+    (bd / "html" / "other.html").write_text('<img src="_images/kept.png">')
+    (bd / "html" / "_images").mkdir()
+    for name in ("kept.png", "old.png"):
+        (bd / "html" / "_images" / name).write_bytes(b"png")
+    (bd / "html" / "index.html").write_text('<p>old</p><img src="_images/old.png">')
 
     def good(staging: Path, log) -> int:
+        # the build starts from a copy of the last site and rewrites only the re-read pages
+        assert sorted(p.name for p in staging.iterdir()) == ["_images", "index.html", "other.html"]
         (bd / ".doctrees" / "environment.pickle").write_bytes(b"updated env")
-        staging.mkdir()
         (staging / "index.html").write_text("<p>new</p>")
         return 0
 
@@ -191,7 +199,52 @@ def test_reuse_build_success_keeps_the_updated_doctrees(tmp_path):
     assert (bd / ".doctrees" / "environment.pickle").read_bytes() == b"updated env"
     assert (bd / "jupyter_execute" / "fig.png").read_bytes() == b"old figure"  # kept, not cleaned
     assert (bd / "html" / "index.html").read_text() == "<p>new</p>"
+    assert (bd / "html" / "other.html").exists()  # a page not rewritten is kept
+    # the image only the old index showed is gone; the one another page shows stays
+    assert sorted(p.name for p in (bd / "html" / "_images").iterdir()) == ["kept.png"]
     assert sorted(p.name for p in bd.iterdir()) == [".doctrees", "html", "jupyter_execute", "logs"]
+
+
+def test_prune_images_keeps_what_a_page_shows(tmp_path):
+    (tmp_path / "_images").mkdir()
+    (tmp_path / "sub").mkdir()
+    for name in ("a.png", "b.png", "c.svg"):
+        (tmp_path / "_images" / name).write_bytes(b"x")
+    (tmp_path / "index.html").write_text('<img src="_images/a.png" alt="">')
+    (tmp_path / "sub" / "page.html").write_text("<img src='../_images/c.svg'>")
+    assert build.prune_images(tmp_path) == ["b.png"]
+    assert sorted(p.name for p in (tmp_path / "_images").iterdir()) == ["a.png", "c.svg"]
+    assert build.prune_images(tmp_path / "nothing") == []
+
+
+def test_reading_order_starts_the_longest_chapters_first():
+    seconds = {"a": 1.0, "b": 9.0, "c": 3.0, "d": 0.5, "e": 6.0}
+    batches = ck.reading_order(["a", "b", "c", "d", "e", "new"], seconds, nproc=2)
+    assert all(len(b) == 1 for b in batches)
+    # A chapter not read before counts as the slowest. Sphinx starts the first two
+    # batches at once and the waiting ones last-added first: listed shortest first.
+    assert [b[0] for b in batches] == ["new", "b", "d", "a", "c", "e"]
+    started = [b[0] for b in batches[:2]]
+    waiting = [b[0] for b in batches[2:]]
+    while waiting:  # what Sphinx 7.4's ParallelTasks does with them (dict.popitem)
+        started.append(waiting.pop())
+    assert started == ["new", "b", "e", "c", "a", "d"]
+
+
+def test_reading_batches_are_changed_only_while_reading(monkeypatch):
+    import sphinx.builders
+    from sphinx.util.build_phase import BuildPhase
+
+    monkeypatch.setattr(sphinx.builders, "make_chunks", sphinx.builders.make_chunks)
+    env = SimpleNamespace(sos_chapter_keys={"x": {"seconds": 1.0}, "y": {"seconds": 5.0}, "z": {}})
+    app = SimpleNamespace(env=env, phase=BuildPhase.READING)
+    ck._batch_by_chapter(app)
+    assert sphinx.builders.make_chunks(["x", "y", "z"], 2) == [["z"], ["y"], ["x"]]
+    app.phase = BuildPhase.WRITING
+    assert sphinx.builders.make_chunks(["x", "y", "z"], 2) == [["x"], ["y"], ["z"]]  # Sphinx's own
+    ck._batch_by_chapter(app)  # set up twice (a second build): wraps Sphinx's function, not its own
+    app.phase = BuildPhase.READING
+    assert sphinx.builders.make_chunks(["x", "y", "z"], 2) == [["z"], ["y"], ["x"]]
 
 
 def test_interrupted_reuse_build_is_recovered_from_the_copy(tmp_path):
@@ -256,7 +309,6 @@ def test_book_re_executes_only_the_chapter_whose_file_changed(tmp_path, results_
 def test_parallel_readers_bring_back_the_keys_of_their_chapters():
     """Under `sphinx -j`, each reader process sends its environment back; the keys of the
     chapters it read (and only those) join the main environment."""
-    from types import SimpleNamespace
 
     main = SimpleNamespace(sos_chapter_keys={"a": {"key": "old-a"}, "c": {"key": "c"}})
     reader = SimpleNamespace(sos_chapter_keys={"a": {"key": "new-a"}, "b": {"key": "b"},
@@ -266,7 +318,6 @@ def test_parallel_readers_bring_back_the_keys_of_their_chapters():
 
 
 def test_only_undeclared_extensions_are_declared_parallel_safe():
-    from types import SimpleNamespace
 
     exts = {"sphinx_multitoc_numbering": SimpleNamespace(parallel_read_safe=None),
             "sphinx_jupyterbook_latex": SimpleNamespace(parallel_read_safe=False),
@@ -285,3 +336,16 @@ def test_book_jobs(monkeypatch):
     monkeypatch.setenv("SOS_BOOK_JOBS", "two")
     with pytest.raises(build.DataError, match="SOS_BOOK_JOBS"):
         build.book_jobs()
+
+
+def test_early_sphinx_waits_and_ends_unused():
+    """The Sphinx process started before the data steps builds nothing until it is told where."""
+    early = build.EarlySphinx()
+    time.sleep(0.5)
+    assert early.proc.poll() is None  # importing, then waiting for its folders
+    early.cancel()
+    assert early.proc.returncode is not None
+    early.cancel()  # idempotent
+    done = subprocess.run([sys.executable, "-m", "analysis.run.build", "_sphinx_early"], cwd=ROOT,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")  # no folders given: nothing built

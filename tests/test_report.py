@@ -157,7 +157,7 @@ def test_balanced_trends_fall_back_when_too_much_is_missing():
 
 
 @pytest.fixture
-def fake_results(monkeypatch):
+def fake_results(monkeypatch, tmp_path):
     """Small synthetic results for the real outcomes ``rereferrals`` (primary) and ``cin_rate``."""
     rng = np.random.default_rng(1)
     est, ev, es, pw, hd, bal, pairs, panel_rows = [], [], [], [], [], [], [], []
@@ -198,9 +198,13 @@ def fake_results(monkeypatch):
                          columns=["outcome", "specification", "note"])
     tables = dict(estimates=pd.DataFrame(est), evidence=pd.DataFrame(ev), event_study=pd.DataFrame(es),
                   power=pd.DataFrame(pw), honest_did=pd.DataFrame(hd), balance=pd.DataFrame(bal),
-                  matched_pairs=pd.DataFrame(pairs), notes=notes)
+                  matched_pairs=pd.DataFrame(pairs), notes=notes,
+                  outcomes=pd.DataFrame({"outcome": ["rereferrals", "cin_rate"]}))
     monkeypatch.setattr(report, "result", lambda name: tables[name])
     monkeypatch.setattr(report, "processed", lambda name, folder=None: pd.DataFrame(panel_rows))
+    # folders without per-outcome or per-measure slices: the chapters read the tables above
+    monkeypatch.setattr(report, "RESULTS_FOLDER", tmp_path / "results")
+    monkeypatch.setattr(report, "PROCESSED_DIR", tmp_path / "processed")
     return tables
 
 

@@ -35,13 +35,21 @@ files under ``_build/`` are not recorded (the build writes them).
 from __future__ import annotations
 
 import ast
+import math
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+import sphinx.builders
+from sphinx.util.build_phase import BuildPhase
+
+from analysis.book import kernel_fork
 from analysis.book.chapter_reads import READS_VAR, STARTUP, parse_reads
 from analysis.core.paths import PROCESSED_DIR, RESULTS_DIR, ROOT
 from analysis.run.build import Key, changed_parts, code_closure, file_sha256, library_versions
@@ -164,8 +172,29 @@ def _start(app) -> None:
     (startup / "00-sos-chapter-reads.py").write_text(STARTUP, encoding="utf-8")
     app._sos_reads_dir = tmp
     app._sos_hashes = Hashes()
-    app._sos_saved_env = {k: os.environ.get(k) for k in ("IPYTHONDIR", READS_VAR)}
+    app._sos_saved_env = {k: os.environ.get(k) for k in ("IPYTHONDIR", READS_VAR, "JUPYTER_PATH",
+                                                         kernel_fork.SERVER_VAR)}
     os.environ["IPYTHONDIR"] = str(tmp / "ipython")  # the kernels the build starts inherit it
+    _start_fork_server(app, tmp)
+
+
+def _start_fork_server(app, tmp: Path) -> None:
+    """Chapter kernels forked from a server that has imported their libraries (:mod:`analysis.book.kernel_fork`).
+
+    The build's kernelspec ``python3`` (found first through ``JUPYTER_PATH``) starts
+    the launcher; ``SOS_KERNEL_FORK=0`` keeps ordinary kernels.
+    """
+    app._sos_fork_server = None
+    if os.environ.get("SOS_KERNEL_FORK", "1").strip() == "0":
+        return
+    kernel_fork.kernelspec(str(tmp / "jupyter"))
+    socket_path = tmp / "kernels.sock"
+    app._sos_fork_server = subprocess.Popen(
+        [sys.executable, "-m", "analysis.book.kernel_fork", "serve", str(socket_path)],
+        stdin=subprocess.DEVNULL)
+    path = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = str(tmp / "jupyter") + (os.pathsep + path if path else "")
+    os.environ[kernel_fork.SERVER_VAR] = str(socket_path)
 
 
 def _declare_parallel_safe(app) -> None:
@@ -183,6 +212,43 @@ def _declare_parallel_safe(app) -> None:
             extension.parallel_read_safe = True
 
 
+def reading_order(docnames: list[str], seconds: dict[str, float], nproc: int) -> list[list[str]]:
+    """The parallel reading's batches: one chapter each, so that the slowest start first.
+
+    ``seconds``: how long each chapter took to read (execute) last time; a chapter
+    not read before counts as the slowest. Sphinx's own batching cuts the sorted
+    names into a few equal runs, so one reader could get the profiles appendix and
+    five more chapters while the other idles. One chapter per batch, longest
+    first, keeps both busy to the end (longest-processing-time order). Sphinx
+    7.4's ``ParallelTasks`` starts the first ``nproc`` batches as they are added
+    and the waiting ones last-added first (``dict.popitem``), so the waiting ones
+    are listed shortest first: they then start longest first.
+    """
+    longest_first = sorted(docnames, key=lambda d: (-seconds.get(d, math.inf), d))
+    running, waiting = longest_first[:nproc], longest_first[nproc:]
+    return [[d] for d in running + waiting[::-1]]
+
+
+def _batch_by_chapter(app) -> None:
+    """builder-inited: read chapters in :func:`reading_order` (the writing phase keeps Sphinx's batches).
+
+    Sphinx builds its reading batches with ``sphinx.builders.make_chunks``, a
+    module-level name with no hook of its own, so it is replaced here, for this
+    build process only, by a function that defers to the original outside the
+    reading phase.
+    """
+    original = getattr(sphinx.builders.make_chunks, "__wrapped__", sphinx.builders.make_chunks)
+
+    def make_chunks(arguments, nproc: int, maxbatch: int = 10):
+        if app.phase != BuildPhase.READING:
+            return original(arguments, nproc, maxbatch)
+        seconds = {d: v.get("seconds", math.inf) for d, v in _store(app.env).items()}
+        return reading_order(list(arguments), seconds, nproc)
+
+    make_chunks.__wrapped__ = original
+    sphinx.builders.make_chunks = make_chunks
+
+
 def _reads_file(app, docname: str) -> Path:
     return app._sos_reads_dir / (docname.replace("/", "__") + ".reads")
 
@@ -192,6 +258,7 @@ def _before_read(app, docname: str, source: list[str]) -> None:
     path = _reads_file(app, docname)
     path.unlink(missing_ok=True)
     os.environ[READS_VAR] = str(path)
+    app._sos_read_started = (docname, time.perf_counter())
 
 
 def _after_read(app, doctree) -> None:
@@ -202,7 +269,9 @@ def _after_read(app, doctree) -> None:
     reads = parse_reads(path.read_text(encoding="utf-8")) if path.exists() else {}
     os.environ.pop(READS_VAR, None)
     key = chapter_key(Path(env.doc2path(docname)), reads, hashes=app._sos_hashes)
-    _store(env)[docname] = {"key": key.value, "parts": key.parts, "reads": reads}
+    started = getattr(app, "_sos_read_started", None)
+    seconds = time.perf_counter() - started[1] if started and started[0] == docname else math.inf
+    _store(env)[docname] = {"key": key.value, "parts": key.parts, "reads": reads, "seconds": seconds}
 
 
 def _store(env) -> dict[str, dict[str, Any]]:
@@ -243,7 +312,14 @@ def _merge(app, env, docnames, other) -> None:
 
 
 def _finish(app, exception) -> None:
-    """build-finished: restore the environment variables, drop the temporary folder."""
+    """build-finished: stop the kernels' fork server, restore the environment variables, drop the temporary folder."""
+    server = getattr(app, "_sos_fork_server", None)
+    if server is not None:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
     for k, v in getattr(app, "_sos_saved_env", {}).items():
         if v is None:
             os.environ.pop(k, None)
@@ -264,6 +340,7 @@ def setup(app) -> dict[str, Any]:
     app.connect("env-merge-info", _merge)
     app.connect("build-finished", _finish)
     app.connect("builder-inited", _declare_parallel_safe)
+    app.connect("builder-inited", _batch_by_chapter)
     # Parallel reading (`sphinx -j`) forks one process per batch of chapters. The
     # kernels learn which chapter they run through an environment variable
     # (`_before_read`), which each forked reader sets in its own environment, and

@@ -25,6 +25,13 @@ from analysis.ingest.sources import load_manifest
 from analysis.methods.evidence import VERDICTS, describe_rule, sign_agrees
 from analysis.run import editions
 from analysis.run.settings import CONTRAST_SPECS, DENOMINATORS, MDE_SPEC_PANELS
+from analysis.run.slices import (
+    measure_slice_path,
+    outcome_slice_path,
+    read_processed_table,
+    read_results_table,
+    read_slice,
+)
 
 
 @lru_cache(maxsize=None)
@@ -33,12 +40,32 @@ def processed(name: str, folder: Path = PROCESSED_DIR) -> pd.DataFrame:
     path = Path(folder) / f"{name}.csv"
     if not path.exists():
         raise DataError("not built yet: run `python -m analysis data`", file=str(path))
-    df = pd.read_csv(path, dtype={"old_la_code": str, "la_code": str}, keep_default_na=True)
-    if name == "panel" and (Path(folder) / "childlevel_published.csv").exists():
-        # Child-level mode: a per-LA child-level rate whose count is withheld is never shown.
-
-        df = mask_suppressed(df, _published(Path(folder)), _child_measures(Path(folder)))
+    df = read_processed_table(path)
+    if name == "panel":
+        df = _as_shown(df, Path(folder))
     return df
+
+
+def _as_shown(panel: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """The panel (or some of its columns) as the book may show it."""
+    if (folder / "childlevel_published.csv").exists():
+        # Child-level mode: a per-LA child-level rate whose count is withheld is never shown.
+        panel = mask_suppressed(panel, _published(folder), _child_measures(folder))
+    return panel
+
+
+def measure_rows(measure: str, folder: Path | None = None) -> pd.DataFrame:
+    """``la_code``, ``year`` and ``measure`` of every row of the panel, as :func:`processed` shows them.
+
+    Read from the measure's own slice (:mod:`analysis.run.slices`) when the data
+    step wrote one, so that a chapter reading it depends on this measure only;
+    else from the whole panel.
+    """
+    folder = Path(folder or PROCESSED_DIR)
+    df = read_slice(measure_slice_path(folder, measure))
+    if df is None:
+        return processed("panel", folder)[["la_code", "year", measure]]
+    return _as_shown(df, folder)
 
 
 def sources_table() -> pd.DataFrame:
@@ -96,7 +123,29 @@ def result(name: str) -> pd.DataFrame:
     path = RESULTS_FOLDER / f"{name}.csv"
     if not path.exists():
         raise DataError("not computed yet: run `python -m analysis results`", file=str(path))
-    return pd.read_csv(path, keep_default_na=True)
+    return read_results_table(path)
+
+
+def outcome_rows(name: str, outcome: str) -> pd.DataFrame:
+    """One outcome's rows of a results table, as ``result(name)`` filtered on ``outcome`` gives them.
+
+    Read from the outcome's own slice (:mod:`analysis.run.slices`) when the
+    results step wrote one, so that a chapter reading it depends on this
+    outcome's numbers only; else from the whole table.
+    """
+    df = read_slice(outcome_slice_path(RESULTS_FOLDER, outcome, name))
+    if df is None:
+        table = result(name)
+        return table[table["outcome"] == outcome]
+    return df
+
+
+def estimated_outcomes() -> set[str]:
+    """The outcomes ``results/`` holds estimates for (``outcomes.csv``; else those of ``evidence.csv``)."""
+    try:
+        return set(result("outcomes")["outcome"])
+    except DataError:
+        return set(result("evidence")["outcome"])
 
 
 @lru_cache(maxsize=1)
@@ -209,7 +258,7 @@ def prose_label(label: str) -> str:
 
 def evidence_row(outcome: str) -> pd.Series:
     """The row of ``results/evidence.csv`` for one outcome id, indexed by column."""
-    ev = result("evidence")
+    ev = outcome_rows("evidence", outcome)
     return ev.set_index("outcome").loc[outcome]
 
 
@@ -572,8 +621,7 @@ class Findings:
         self.unit = unit_of(self.measure)
         self.short = SHORT_NAMES.get(self.id, prose_label(self.outcome.label))
         self.what = prose_label(self.outcome.label)
-        est = result("estimates")
-        self.estimates = est[est["outcome"] == self.id]
+        self.estimates = outcome_rows("estimates", self.id)
         self.main = self.estimates[self.estimates["specification"] == "main"]
         self.evidence = evidence_row(self.id)
         self.thresholds = design().evidence.threshold_values()
@@ -642,8 +690,9 @@ class Findings:
         return dynamics_text(coefs, self.unit, "ci_low", "ci_high", "cluster-robust")
 
     def _n_outcomes(self, primary: bool) -> int:
-        ev = result("evidence")
-        return int(ev["primary"].astype(bool).sum()) if primary else len(ev)
+        # the design's outcomes that have estimates: the rows of results/evidence.csv
+        outcomes = [o for o in design().outcomes if o.id in estimated_outcomes()]
+        return sum(o.primary for o in outcomes) if primary else len(outcomes)
 
     def rules_out(self) -> str:
         """What the design could detect and what the interval rules out, for non-statisticians (issue 13).
@@ -779,7 +828,7 @@ class Findings:
 
     def notes(self) -> str:
         """The main specification's notes on the sample (pilots left out, SDID's balanced panel)."""
-        notes = result("notes")
+        notes = outcome_rows("notes", self.id)
         main_notes = notes[(notes["outcome"] == self.id) & (notes["specification"] == "main")]["note"].tolist()
         main_notes = [n.replace(self.measure, prose_label(self.outcome.label)) for n in main_notes]
         return (" ".join(n[0].upper() + n[1:] + "." for n in main_notes) if main_notes
@@ -896,7 +945,7 @@ class Findings:
             contrasts = t[t["specification"].isin(CONTRAST_SPECS)]
             text += ("; the prior-use subgroups are contrasts between kinds of pilot, not checks, and are not "
                      "counted." if len(contrasts) else ".")
-        notes = result("notes")
+        notes = outcome_rows("notes", self.id)
         skipped = notes[(notes["outcome"] == self.id) & notes["note"].str.startswith("not run", na=False)]
         if len(skipped):
             text += (" Not run, because for this outcome they reproduce the main analysis: "
@@ -967,10 +1016,9 @@ class Findings:
     def trend_data(self) -> tuple[pd.DataFrame, dict]:
         """The estimation sample's yearly means as a balanced panel (:func:`balanced_trends`)."""
         if self._trends is None:
-            pairs = result("matched_pairs")
-            pairs = pairs[pairs["outcome"] == self.id]
+            pairs = outcome_rows("matched_pairs", self.id)
             d = design()
-            self._trends = balanced_trends(processed("panel"), pairs, self.measure, d.years(self.outcome),
+            self._trends = balanced_trends(measure_rows(self.measure), pairs, self.measure, d.years(self.outcome),
                                            d.pre_years(self.outcome))
         return self._trends
 
@@ -994,7 +1042,7 @@ class Findings:
 
     def event_coefficients(self) -> pd.DataFrame:
         """Event-study rows of the main specification."""
-        es = result("event_study")
+        es = outcome_rows("event_study", self.id)
         return es[(es["outcome"] == self.id) & (es["specification"] == "main")]
 
     def event_study_figure(self):
@@ -1011,24 +1059,22 @@ class Findings:
 
     def balance_figure(self):
         """Love plot of this outcome's matching variables."""
-        b = result("balance")
+        b = outcome_rows("balance", self.id)
         return figures.love_plot(b[b["outcome"] == self.id], threshold=self.thresholds["max_smd"])
 
     def power(self) -> pd.DataFrame:
         """The outcome's rows of ``results/power.csv`` (empty when absent)."""
         try:
-            p = result("power")
+            return outcome_rows("power", self.id)
         except DataError:
             return pd.DataFrame(columns=["outcome", "effect_in_mdes", "effect", "power"])
-        return p[p["outcome"] == self.id]
 
     def honest(self) -> pd.DataFrame:
         """The outcome's rows of ``results/honest_did.csv`` (empty when absent)."""
         try:
-            h = result("honest_did")
+            return outcome_rows("honest_did", self.id)
         except DataError:
             return pd.DataFrame(columns=["outcome", "method", "M", "ci_low", "ci_high"])
-        return h[h["outcome"] == self.id]
 
     def power_figure(self):
         """Power curve with the MDE and the SESOI marked."""
@@ -1058,7 +1104,7 @@ def child_level_section(outcome: str, heading: str) -> list:
     """
     from IPython.display import Markdown
 
-    if outcome not in set(result("evidence")["outcome"]):
+    if outcome not in estimated_outcomes():
         return []
     f = Findings(outcome)
     table = f.headline_table()
@@ -1071,7 +1117,7 @@ def child_level_verdict(outcome: str) -> list:
     """The verdict of a child-level outcome for a chapter's Verdict section ([] when absent)."""
     from IPython.display import Markdown
 
-    if outcome not in set(result("evidence")["outcome"]):
+    if outcome not in estimated_outcomes():
         return []
     return [Markdown(Findings(outcome).verdict())]
 

@@ -53,6 +53,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,7 @@ from analysis.core.paths import (
 )
 from analysis.ingest import panel as panel_module
 from analysis.ingest.sources import fetch, load_manifest, sha256_of
+from analysis.run.slices import write_measure_slices
 from analysis.run.study import run_columns, run_study, write_results
 
 KEY_FILE = ".key"
@@ -384,7 +386,9 @@ def build_panel_files(out_dir: Path | None = None, progress: bool = True, *,
     build = panel_module.build_panel(progress=progress, reader_cache=cache)
     if child_level_dir is not None:
         add_child_level(build, Path(child_level_dir), strict=strict, inputs=child_level_inputs)
-    return panel_module.write_atomically(build.files, out_dir)
+    written = panel_module.write_atomically(build.files, out_dir)
+    write_measure_slices(out_dir)  # each measure's column, for the chapters (analysis.run.slices)
+    return written
 
 
 def ensure_panel(out_dir: Path | None = None, *, force: bool = False, echo=print,
@@ -717,7 +721,10 @@ def safe_swap_build(run_build, *, build_dir: Path = BUILD_DIR, stamp: dict[str, 
     and returns an exit status. The folders in ``keep`` (doctrees, executed
     outputs) are set aside first and restored when the build fails: moved aside
     (the build is clean) or, with ``reuse``, copied aside (the build updates them
-    in place, re-reading only outdated chapters). On failure the previous ``html``
+    in place, re-reading only outdated chapters; the previous site is then copied
+    into ``staging`` first, so that only the re-read chapters' pages are written,
+    and :func:`prune_images` drops the images no page shows any more). On failure
+    the previous ``html``
     is untouched, the failed outputs are deleted, and the log path is printed; the
     status is returned.
     """
@@ -736,6 +743,9 @@ def safe_swap_build(run_build, *, build_dir: Path = BUILD_DIR, stamp: dict[str, 
             shutil.copytree(build_dir / name, prev / name, symlinks=True)
         elif (build_dir / name).exists():
             os.replace(build_dir / name, prev / name)
+    seeded = reuse and (build_dir / "html").is_dir()
+    if seeded:  # Sphinx then writes only the pages of the chapters it reads again
+        shutil.copytree(build_dir / "html", staging, symlinks=True)
     t0 = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
         try:
@@ -755,6 +765,8 @@ def safe_swap_build(run_build, *, build_dir: Path = BUILD_DIR, stamp: dict[str, 
              f"the previous site in {_rel(build_dir / 'html')} is unchanged.\n"
              f"build log: {log_path}")
         return rc or 1
+    if seeded:
+        prune_images(staging)
     if stamp is not None:
         (staging / BOOK_KEY_FILE).write_text(json.dumps(stamp, indent=1, sort_keys=True),
                                              encoding="utf-8")
@@ -769,9 +781,35 @@ def safe_swap_build(run_build, *, build_dir: Path = BUILD_DIR, stamp: dict[str, 
     return 0
 
 
+def prune_images(site: Path) -> list[str]:
+    """Delete the images in ``site/_images`` that no page of ``site`` shows; return their names.
+
+    A site updated in place (only the pages of re-read chapters rewritten) keeps
+    the images of the pages' earlier versions; this drops them, so the site holds
+    what a clean build would.
+    """
+    folder = Path(site) / "_images"
+    if not folder.is_dir():
+        return []
+    shown: set[str] = set()
+    for page in Path(site).rglob("*.html"):
+        shown.update(_IMAGE_REF.findall(page.read_text(encoding="utf-8", errors="replace")))
+    gone = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in shown)
+    for name in gone:
+        (folder / name).unlink()
+    return gone
+
+
+_IMAGE_REF = re.compile(r"_images/([^\"'?#\s)<>]+)")
+
+
 def _tee_subprocess(cmd: list[str], log, echo_output: bool = True) -> int:
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return _tee(proc, log, echo_output)
+
+
+def _tee(proc: subprocess.Popen, log, echo_output: bool = True) -> int:
     assert proc.stdout is not None
     for line in proc.stdout:
         log.write(line)
@@ -781,7 +819,70 @@ def _tee_subprocess(cmd: list[str], log, echo_output: bool = True) -> int:
     return proc.wait()
 
 
-def build_book(*, force: bool = False, quiet: bool = False, echo=print) -> int:
+#: Modules the book build imports before Sphinx starts: Sphinx, jupyter-book and the
+#: book's extensions (about 2 s). :class:`EarlySphinx` imports them while the data and
+#: results steps run; a name missing here is imported when Sphinx loads it.
+SPHINX_PRELOAD = ("jupyter_book.sphinx", "sphinx.builders.html", "sphinx.search", "myst_nb",
+                  "sphinx_book_theme", "sphinx_togglebutton", "sphinx_copybutton", "sphinx_comments",
+                  "sphinxcontrib.bibtex", "sphinx_design", "sphinx_external_toc", "sphinx_multitoc_numbering",
+                  "sphinx_jupyterbook_latex", "analysis.book.chapter_keys")
+
+
+class EarlySphinx:
+    """The book build's Sphinx process, started before the data and results steps.
+
+    It imports :data:`SPHINX_PRELOAD` (about 2 s of a one-value rebuild, done on
+    the core those single-process steps leave idle) and then waits for the
+    folders to build into: :meth:`run` hands them over and returns the exit
+    status; :meth:`cancel` ends it unused (the book is up to date, or a step
+    failed). Nothing is read from the checkout before :meth:`run`.
+    """
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "analysis.run.build", "_sphinx_early"], cwd=ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def run(self, outdir: Path, doctreedir: Path, log, echo_output: bool = True) -> int:
+        """Build into ``outdir`` (as :func:`_run_sphinx`), copying its output to ``log``; the exit status."""
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(f"{outdir}\t{doctreedir}\n")
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):  # it died early: an ordinary Sphinx process says why
+            self.proc.wait()
+            return _tee_subprocess(_sphinx_command(outdir, doctreedir), log, echo_output)
+        return _tee(self.proc, log, echo_output)
+
+    def cancel(self) -> None:
+        """End the process unused (idempotent)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+
+def _run_sphinx_early() -> int:
+    """Entry of :class:`EarlySphinx`'s process: import, wait for ``OUTDIR<TAB>DOCTREEDIR``, build."""
+    import importlib
+
+    for name in SPHINX_PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # Sphinx reports a missing extension itself, when it loads it
+            pass
+    line = sys.stdin.readline().rstrip("\n")
+    if not line:
+        return 0
+    outdir, doctreedir = line.split("\t")
+    return _run_sphinx(outdir, doctreedir)
+
+
+def build_book(*, force: bool = False, quiet: bool = False, echo=print,
+               early: EarlySphinx | None = None) -> int:
     """Build ``_build/html`` safely, skipping the build when its key is unchanged.
 
     When the key changed, the Sphinx environment of the last build is reused, so
@@ -792,6 +893,9 @@ def build_book(*, force: bool = False, quiet: bool = False, echo=print) -> int:
     table the book reads is checked first
     (:func:`analysis.childlevel.pipeline.publishable_results`); a failure raises
     DataError (exit status 2) and nothing is built.
+
+    ``early``: a Sphinx process started before (:class:`EarlySphinx`), used for
+    the build and ended when there is none to do.
     """
     if (PROCESSED_DIR / "childlevel_published.csv").exists():
         from analysis.childlevel.pipeline import publishable_results  # imports pandas: only in that mode
@@ -803,6 +907,8 @@ def build_book(*, force: bool = False, quiet: bool = False, echo=print) -> int:
     if not force and old.get("key") == key.value and (html / "index.html").exists():
         echo(f"book up to date (_build/html: chapters and everything they read unchanged, "
              f"key {key.value[:12]})")
+        if early is not None:
+            early.cancel()
         return 0
     book_jobs()  # a bad SOS_BOOK_JOBS stops here, in one line, not inside the Sphinx process
     reuse = not force and (BUILD_DIR / ".doctrees" / "environment.pickle").exists()
@@ -812,6 +918,8 @@ def build_book(*, force: bool = False, quiet: bool = False, echo=print) -> int:
               " -> clean build, every chapter executes"))
 
     def run(staging: Path, log) -> int:
+        if early is not None:
+            return early.run(staging, BUILD_DIR / ".doctrees", log, echo_output=not quiet)
         return _tee_subprocess(_sphinx_command(staging, BUILD_DIR / ".doctrees"), log,
                                echo_output=not quiet)
 
@@ -824,12 +932,29 @@ def build_book(*, force: bool = False, quiet: bool = False, echo=print) -> int:
 def build_all(*, force: bool = False, quiet: bool = False, workers: int | None = None) -> int:
     """Data -> results -> book, each step skipped when its key is unchanged."""
     t0 = time.perf_counter()
-    ensure_panel(force=force)
-    ensure_results(force=force, workers=workers)
-    rc = build_book(force=force, quiet=quiet)
+    early = EarlySphinx()  # imports Sphinx while the data and results steps run
+    try:
+        ensure_panel(force=force)
+        ensure_results(force=force, workers=workers)
+        rc = build_book(force=force, quiet=quiet, early=early)
+    finally:
+        early.cancel()
     print(f"make report: {time.perf_counter() - t0:.1f} s")
     return rc
 
 
+def _exit_now(status: int) -> None:
+    """End the Sphinx process as soon as its output is flushed.
+
+    The interpreter's own shutdown, after a build that ran kernels, took 0.7 s
+    (finalisers of the libraries Sphinx loaded); the build's files are closed by then.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "_sphinx":
-    sys.exit(_run_sphinx(sys.argv[2], sys.argv[3]))
+    _exit_now(_run_sphinx(sys.argv[2], sys.argv[3]))
+if __name__ == "__main__" and sys.argv[1:] == ["_sphinx_early"]:
+    _exit_now(_run_sphinx_early())

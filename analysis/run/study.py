@@ -61,6 +61,7 @@ from analysis.run.settings import (
     POWER_GRID,
     SDID_PLACEBO_DRAWS,
 )
+from analysis.run.slices import write_outcome_slices
 
 MAIN = "main"
 
@@ -965,5 +966,12 @@ def contrasts(design: StudyDesign, estimates: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_results(results: StudyResults, out_dir: Path | None = None) -> list[Path]:
-    """Write every results table atomically into ``results/`` (default)."""
-    return write_atomically(results.tables(), Path(out_dir or RESULTS_DIR))
+    """Write every results table atomically into ``results/`` (default), then its per-outcome slices.
+
+    The slices (:func:`analysis.run.slices.write_outcome_slices`) let a findings
+    chapter read its own outcomes' rows only.
+    """
+    out_dir = Path(out_dir or RESULTS_DIR)
+    written = write_atomically(results.tables(), out_dir)
+    write_outcome_slices(out_dir)
+    return written

@@ -19,10 +19,13 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import namedtuple
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from analysis.design import DESIGN_PATH
 from analysis.run import build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -344,3 +347,21 @@ def test_readers_cache_stops_on_a_corrupt_file(tmp_path, monkeypatch):
     (tmp_path / "readers" / "index.json").write_text(json.dumps({"reader": [sid]}))
     with pytest.raises(DataError, match="sha256 mismatch"):
         cache("reader", lambda f: pd.DataFrame(), get)
+
+
+def test_run_cache_key_follows_the_columns_a_run_reads(tmp_path, monkeypatch):
+    """A run's key changes with a value, the type or the order of a column it reads, and only then."""
+    run = namedtuple("Run", "outcome spec left_out cols")
+    monkeypatch.setattr(build, "run_columns", lambda design, r: r.cols)
+    cache = build.RunCache(tmp_path, DESIGN_PATH)
+    panel = pd.DataFrame({"la_code": ["E1", "E2", "E3"], "year": [2020, 2020, 2020],
+                          "a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0]})
+    ra, rb = run("x", "main", None, ["la_code", "year", "a"]), run("y", "main", None, ["la_code", "year", "b"])
+    ka, kb = cache.key(panel, None, ra), cache.key(panel, None, rb)
+    assert ka != kb and cache.key(panel, None, ra) == ka
+    assert cache.key(panel, None, run("x", "k1", None, ra.cols)) != ka  # another specification
+    revised = panel.assign(a=[1.0, 2.5, 3.0])
+    assert cache.key(revised, None, ra) != ka and cache.key(revised, None, rb) == kb
+    assert cache.key(panel.iloc[::-1], None, rb) != kb  # row order
+    assert cache.key(panel.astype({"b": "float32"}), None, rb) != kb  # column type
+    assert cache.key(panel.copy(), None, ra) == ka  # same values in another frame: same key

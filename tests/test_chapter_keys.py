@@ -349,3 +349,43 @@ def test_early_sphinx_waits_and_ends_unused():
     done = subprocess.run([sys.executable, "-m", "analysis.run.build", "_sphinx_early"], cwd=ROOT,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")  # no folders given: nothing built
+
+
+def test_bibtex_plugins_are_looked_up_once(monkeypatch):
+    import pybtex.plugin as plugin
+
+    monkeypatch.setattr(plugin, "_load_entry_point", plugin._load_entry_point)  # restored afterwards
+    cases = [("pybtex.style.formatting", None), ("pybtex.style.formatting", "plain"),
+             ("pybtex.style.labels", None), ("pybtex.style.names", "plain"), ("pybtex.backends", "latex")]
+    before = [plugin.find_plugin(g, n) for g, n in cases]
+    ck._cache_bibtex_plugins()
+    ck._cache_bibtex_plugins()  # twice: wraps pybtex's function once
+    scans = []
+    real = plugin.entry_points
+    monkeypatch.setattr(plugin, "entry_points", lambda **kw: scans.append(kw) or real(**kw))
+    assert [plugin.find_plugin(g, n) for g, n in cases] == before
+    n = len(scans)
+    assert [plugin.find_plugin(g, n) for g, n in cases] == before
+    assert len(scans) == n  # the second round scans no package metadata
+    with pytest.raises(plugin.PluginNotFound):
+        plugin.find_plugin("pybtex.style.formatting", "no-such-style")
+
+
+def test_module_imports_are_parsed_once_per_file_version(tmp_path, monkeypatch):
+    calls = []
+    real = build._imports_of
+    monkeypatch.setattr(build, "_imports_of", lambda path, module: calls.append(path) or real(path, module))
+    monkeypatch.setattr(build, "_IMPORTS", {})
+    src = tmp_path / "m.py"
+    src.write_text("from analysis.core import paths\n")
+    assert build._imports(src, "analysis.m") == {"analysis.core", "analysis.core.paths"}
+    assert build._imports(src, "analysis.m") == {"analysis.core", "analysis.core.paths"} and len(calls) == 1
+    kept = build.known_imports()
+    monkeypatch.setattr(build, "_IMPORTS", {})
+    build.seed_imports(kept)  # the next build, from its environment: no parsing
+    assert build._imports(src, "analysis.m") == {"analysis.core", "analysis.core.paths"} and len(calls) == 1
+    src.write_text("from analysis.design import load_design\n")  # a new version is parsed again
+    os.utime(src, ns=(1, 1))
+    assert build._imports(src, "analysis.m") == {"analysis.design", "analysis.design.load_design"}
+    assert len(calls) == 2
+    assert list(build.known_imports().values()) == [{"analysis.design", "analysis.design.load_design"}]

@@ -45,6 +45,7 @@ expects them, so it reuses the executed chapters.
 from __future__ import annotations
 
 import ast
+import compileall
 import contextlib
 import datetime as dt
 import fcntl
@@ -139,15 +140,21 @@ def files_digest(paths: Iterable[Path]) -> dict[str, str]:
 
 def library_versions() -> dict[str, str]:
     """Installed version of Python and of each of :data:`LIBRARIES` (``""`` when not installed)."""
+    return dict(_library_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _library_versions() -> tuple[tuple[str, str], ...]:
+    # read once per process: every step's key asks, and the installed versions do not change
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"python": sys.version.split()[0]}
+    out = [("python", sys.version.split()[0])]
     for name in LIBRARIES:
         try:
-            out[name] = version(name)
+            out.append((name, version(name)))
         except PackageNotFoundError:
-            out[name] = ""
-    return out
+            out.append((name, ""))
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- code closure
@@ -164,15 +171,42 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
+#: What each version of a module imports: ``(path, module, mtime_ns, size) -> modules``
+#: (:func:`_imports`). The book build keeps it in its Sphinx environment from one
+#: build to the next (:func:`known_imports`, :func:`seed_imports`).
+_IMPORTS: dict[tuple[str, str, int, int], frozenset[str]] = {}
+
+
 def _imports(path: Path, module: str) -> frozenset[str]:
-    """Modules of the package that ``path`` imports anywhere (also inside functions)."""
+    """Modules of the package that ``path`` imports anywhere (also inside functions).
+
+    Parsed once per version of the file (the book's keys ask for many closures).
+    """
     st = path.stat()
-    return _imports_of(path, module, st.st_mtime_ns, st.st_size)
+    key = (str(path), module, st.st_mtime_ns, st.st_size)
+    if key not in _IMPORTS:
+        _IMPORTS[key] = _imports_of(path, module)
+    return _IMPORTS[key]
 
 
-@functools.lru_cache(maxsize=None)
-def _imports_of(path: Path, module: str, mtime_ns: int, size: int) -> frozenset[str]:
-    """:func:`_imports`, parsed once per version of the file (the book keys ask for many closures)."""
+def known_imports() -> dict[tuple[str, str, int, int], frozenset[str]]:
+    """The imports parsed so far of the files as they are now (see :data:`_IMPORTS`), to keep for the next build."""
+    def current(key: tuple[str, str, int, int]) -> bool:
+        try:
+            st = os.stat(key[0])
+        except OSError:
+            return False
+        return (st.st_mtime_ns, st.st_size) == key[2:]
+
+    return {k: v for k, v in _IMPORTS.items() if current(k)}
+
+
+def seed_imports(known: dict[tuple[str, str, int, int], frozenset[str]]) -> None:
+    """Take the imports a previous build parsed; an entry counts only for the same file version."""
+    _IMPORTS.update(known)
+
+
+def _imports_of(path: Path, module: str) -> frozenset[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_pkg = path.name == "__init__.py"
     package = module if is_pkg else module.rsplit(".", 1)[0]
@@ -566,7 +600,8 @@ class RunCache:
 
     A run's key: the outcome, specification and pilot left out; the panel
     columns of :func:`analysis.run.study.run_columns` (which :func:`run_one` is
-    restricted to), hashed with their values, dtypes and row order; the design
+    restricted to), hashed with their values, dtypes, row index and row order
+    (each column hashed once per panel, as many runs read it); the design
     file; the project data files; the study code and the library versions.
     After a save, entries not used by the last run are deleted. With
     ``reuse=False`` nothing is loaded (every run is computed) but the runs are saved.
@@ -579,20 +614,30 @@ class RunCache:
                               "code": code_digest("run.study"), "libraries": library_versions()})
         self.hits = self.misses = 0
         self._keys: dict[Any, str] = {}
+        self._panel = None
+        self._columns: dict[str, bytes] = {}
 
     def key(self, panel, design, run) -> str:
         """Hex key of one run (see the class docstring for what it covers)."""
-        import pandas as pd
-
-
         cols = run_columns(design, run)
-        sub = panel[cols]
         h = hashlib.sha256()
         h.update(self.common.encode())
         h.update(json.dumps([run.outcome, run.spec, run.left_out, cols,
-                             [str(t) for t in sub.dtypes]]).encode())
-        h.update(pd.util.hash_pandas_object(sub, index=True).to_numpy().tobytes())
+                             [str(panel[c].dtype) for c in cols]]).encode())
+        for c in cols:
+            h.update(self._column_digest(panel, c))
         return h.hexdigest()
+
+    def _column_digest(self, panel, column: str) -> bytes:
+        """sha256 of one column's values with the row index, in row order; once per panel and column."""
+        import pandas as pd
+
+        if self._panel is not panel:
+            self._panel, self._columns = panel, {}
+        if column not in self._columns:
+            hashed = pd.util.hash_pandas_object(panel[column], index=True).to_numpy()
+            self._columns[column] = hashlib.sha256(hashed.tobytes()).digest()
+        return self._columns[column]
 
     def _path(self, key: str) -> Path:
         return self.folder / f"{key}.pkl"
@@ -929,9 +974,21 @@ def build_book(*, force: bool = False, quiet: bool = False, echo=print,
         return safe_swap_build(run, stamp=stamp, reuse=reuse, echo=echo)
 
 
+def compile_package() -> None:
+    """Write the package's bytecode (``__pycache__``) where it is missing or older than its source.
+
+    Where the environment forbids writing it on import (``PYTHONDONTWRITEBYTECODE``,
+    as on the project's machines), each of a build's processes, every chapter's
+    kernel among them, would compile the package from source again (0.12 s a
+    kernel); reading it needs no permission. Nothing is written when it is current.
+    """
+    compileall.compile_dir(str(PACKAGE_DIR), quiet=1)
+
+
 def build_all(*, force: bool = False, quiet: bool = False, workers: int | None = None) -> int:
     """Data -> results -> book, each step skipped when its key is unchanged."""
     t0 = time.perf_counter()
+    compile_package()
     early = EarlySphinx()  # imports Sphinx while the data and results steps run
     try:
         ensure_panel(force=force)

@@ -12,14 +12,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
+from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from analysis.book import kernel_fork
+from analysis.book import chapter_keys, kernel_fork
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,3 +113,25 @@ def test_without_a_server_the_launcher_is_an_ordinary_kernel(tmp_path, monkeypat
                tmp_path)
     ppid, launcher = out[0].split()
     assert int(ppid) == os.getpid() and launcher == "True"  # the launcher became the kernel (exec)
+
+
+def test_the_build_can_keep_ordinary_kernels(tmp_path, monkeypatch):
+    """``SOS_KERNEL_FORK=0``: no server, and the kernelspec is not replaced."""
+    monkeypatch.setenv("SOS_KERNEL_FORK", "0")
+    monkeypatch.delenv("JUPYTER_PATH", raising=False)
+    app = SimpleNamespace()
+    chapter_keys._start_fork_server(app, tmp_path)
+    assert app._sos_fork_server is None
+    assert "JUPYTER_PATH" not in os.environ and not (tmp_path / "jupyter").exists()
+
+
+def test_the_quick_handshake_still_gets_every_output(server, tmp_path, monkeypatch):
+    """With the shorter IOPub waits (``chapter_keys._quick_kernel_handshake``) no output is lost."""
+    monkeypatch.setattr(AsyncKernelClient, "wait_for_ready", AsyncKernelClient.wait_for_ready)
+    chapter_keys._quick_kernel_handshake()
+    chapter_keys._quick_kernel_handshake()  # once only
+    assert not hasattr(AsyncKernelClient.wait_for_ready.__wrapped__, "__wrapped__")
+    for _ in range(3):
+        out = _run(_notebook("print('first')", "import sys; print('second', file=sys.stdout)", "print(6 * 7)"),
+                   tmp_path)
+        assert out == ["first\n", "second\n", "42\n"]

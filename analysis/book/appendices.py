@@ -51,6 +51,7 @@ from analysis.book.chapters import (
     result,
 )
 from analysis.book.chapters import design as _design
+from analysis.book.figure_memo import memoised
 from analysis.childlevel.pipeline import _published, withheld_marks
 from analysis.cli.commands import build_parser
 from analysis.core.paths import DATA_DIR, REFERENCE_DIR, ROOT
@@ -711,45 +712,68 @@ def profile_figure(la_code: str, outcomes: Sequence | None = None, *, panel: pd.
     pairs = result("matched_pairs") if pairs is None else pairs
     outcomes = primary_outcomes(d) if outcomes is None else list(outcomes)
     pilot = _pilot(d, la_code)
-    n = len(outcomes)
+    if panel[panel["la_code"] == la_code].empty:
+        raise ValueError(f"profile_figure: {la_code} is not in the panel")
+    # What the figure shows, and nothing else, so that the figure store keys on it
+    # (analysis.book.figure_memo): per outcome its id, label, measure, years, the
+    # pilot's first treated year and its withheld years; the pilot's and its
+    # comparators' rows of those columns; the pilot's pairs.
+    shown = [(o.id, o.label, o.measure, o.first_year, o.last_year, d.treated(o).get(la_code))
+             for o in outcomes]
+    own_pairs = pairs[pairs["treated_code"] == la_code][["treated_code", "comparator_code", "rank", "outcome"]]
+    codes = {la_code, *own_pairs["comparator_code"]}
+    rows = panel[panel["la_code"].isin(codes)][["la_code", "year", *dict.fromkeys(m for _, _, m, *_ in shown)]]
+    own_all = panel[panel["la_code"] == la_code]
+    withheld = {oid: _withheld_years(own_all[own_all["year"].between(y0, y1)].sort_values("year"), m)
+                for oid, _, m, y0, y1, _ in shown}
+    return _profile_figure(la_code, pilot.name, shown, rows, own_pairs, withheld, ncols=ncols)
+
+
+@memoised
+def _profile_figure(la_code: str, name: str, shown: list[tuple], panel: pd.DataFrame, pairs: pd.DataFrame,
+                    withheld: dict[str, list[int]], *, ncols: int = 2) -> Figure:
+    """:func:`profile_figure` drawn from what it shows (what the figure store keys on).
+
+    ``shown``: per outcome ``(id, label, measure, first year, last year, the
+    pilot's first treated year or None)``; ``panel``: the rows of the pilot and
+    its comparators; ``pairs``: the pilot's matched pairs; ``withheld``: per
+    outcome, the pilot's withheld years (child-level mode).
+    """
+    n = len(shown)
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
-    own_all = panel[panel["la_code"] == la_code]
-    if own_all.empty:
-        raise ValueError(f"profile_figure: {la_code} is not in the panel")
     onsets_shown: set[int] = set()
     with F.house_style():
         fig, axes = F._subplots(nrows, ncols, figsize=(F._MAIN_WIDTH, 2.35 * nrows + 0.7), squeeze=False)
-        for k, o in enumerate(outcomes):
+        for k, (oid, label, measure, first_year, last_year, first) in enumerate(shown):
             ax = axes[k // ncols][k % ncols]
-            years = list(range(o.first_year, o.last_year + 1))
+            years = list(range(first_year, last_year + 1))
             p = panel[panel["year"].isin(years)]
             own = p[p["la_code"] == la_code].sort_values("year")
-            comps = matched_comparators(pairs, la_code, o.id)
+            comps = matched_comparators(pairs, la_code, oid)
             comp = p[p["la_code"].isin(comps)]
             for c, g in comp.groupby("la_code"):
                 g = g.sort_values("year")
-                ax.plot(g["year"].to_numpy(int), g[o.measure].to_numpy(float), color=F.COMPARATOR_COLOUR,
+                ax.plot(g["year"].to_numpy(int), g[measure].to_numpy(float), color=F.COMPARATOR_COLOUR,
                         alpha=0.35, linewidth=0.8, zorder=1, gid=f"comparator:{c}")
             if comps:
-                mean = comp.groupby("year")[o.measure].mean().reindex(years)
+                mean = comp.groupby("year")[measure].mean().reindex(years)
                 ax.plot(np.asarray(years), mean.to_numpy(float), gid="comparators",
                         **F.GROUP_STYLES["comparators"])
-            ax.plot(own["year"].to_numpy(int), own[o.measure].to_numpy(float), gid="pilot",
+            ax.plot(own["year"].to_numpy(int), own[measure].to_numpy(float), gid="pilot",
                     **F.GROUP_STYLES["pilots"])
-            for yr in _withheld_years(own, o.measure):
+            for yr in withheld[oid]:
                 # child-level mode: the pilot's rate is withheld (its count is suppressed)
                 ax.text(yr, 0.02, "c", transform=ax.get_xaxis_transform(), ha="center",
                         va="bottom", color=F.DARK_GREY, fontsize=8, gid=f"withheld:{yr}")
-            first = d.treated(o).get(la_code)
             if first is not None:
                 ax.axvline(first - 0.5, color=F.DARK_GREY, linestyle=(0, (4, 3)), linewidth=1,
                            zorder=1, gid="onset")
                 onsets_shown.add(int(first))
-            if own[o.measure].isna().all() and comp[o.measure].isna().all():
+            if own[measure].isna().all() and comp[measure].isna().all():
                 ax.text(0.5, 0.5, "no published values", transform=ax.transAxes, ha="center",
                         va="center", color=F.DARK_GREY, fontsize=8)
-            title = F._wrap(o.label, 46)
+            title = F._wrap(label, 46)
             if not comps:
                 title += "\n(not in this outcome's analysis: no comparators)"
             ax.set_title(title, loc="left", fontsize=9)
@@ -762,7 +786,7 @@ def profile_figure(la_code: str, outcomes: Sequence | None = None, *, panel: pd.
             col = [k for k in range(n) if k % ncols == c]
             if col:
                 axes[col[-1] // ncols][c].set_xlabel(F.YEAR_LABEL, fontsize=8.5)
-        handles = [Line2D([], [], label=pilot.name, **F.GROUP_STYLES["pilots"]),
+        handles = [Line2D([], [], label=name, **F.GROUP_STYLES["pilots"]),
                    Line2D([], [], label="Mean of its matched comparators for the outcome",
                           **F.GROUP_STYLES["comparators"]),
                    Line2D([], [], color=F.COMPARATOR_COLOUR, alpha=0.35, linewidth=0.8,

@@ -50,9 +50,9 @@ from typing import Any
 import sphinx.builders
 from sphinx.util.build_phase import BuildPhase
 
-from analysis.book import kernel_fork
+from analysis.book import figure_memo, kernel_fork
 from analysis.book.chapter_reads import READS_VAR, STARTUP, parse_reads
-from analysis.core.paths import PROCESSED_DIR, RESULTS_DIR, ROOT
+from analysis.core.paths import BUILD_DIR, PROCESSED_DIR, RESULTS_DIR, ROOT
 from analysis.run.build import (
     Key,
     changed_parts,
@@ -167,6 +167,9 @@ def chapter_key(source: Path, reads: dict[str, list[str]] | None = None, *,
 
 
 # --------------------------------------------------------------------------- Sphinx
+#: The figure store's folder inside the build folder (``--force`` empties it).
+FIGURE_STORE = ".figures"
+
 def _log():
     from sphinx.util import logging
 
@@ -182,8 +185,12 @@ def _start(app) -> None:
     app._sos_reads_dir = tmp
     app._sos_hashes = Hashes()
     app._sos_saved_env = {k: os.environ.get(k) for k in ("IPYTHONDIR", READS_VAR, "JUPYTER_PATH",
-                                                         kernel_fork.SERVER_VAR)}
+                                                         kernel_fork.SERVER_VAR, figure_memo.STORE_VAR)}
     os.environ["IPYTHONDIR"] = str(tmp / "ipython")  # the kernels the build starts inherit it
+    # the figure store of the chapters' kernels (analysis.book.figure_memo), kept between builds
+    store = Path(os.environ.get(figure_memo.STORE_VAR) or BUILD_DIR / FIGURE_STORE)
+    figure_memo.prune(store)
+    os.environ[figure_memo.STORE_VAR] = str(store)
     _start_fork_server(app, tmp)
 
 

@@ -36,6 +36,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, RegularPolygon
 
+from analysis.book.figure_memo import memoised
 from analysis.ingest.geography import _lookups, la_register
 
 #: Analysis Function categorical palette (colour-blind safe, in order of use).
@@ -219,6 +220,7 @@ def _year_axis(ax, years: Sequence[int]) -> None:
 
 # ---------------------------------------------------------------- coverage
 
+@memoised
 def coverage_heatmap(coverage: pd.DataFrame, labels: dict[str, str] | None = None,
                      measures: list[str] | None = None) -> Figure:
     """Heatmap of the share of LAs with a value, measure by reporting year.
@@ -511,6 +513,7 @@ def _onset_lines(ax, years: Sequence[int], labels: Sequence[str] | None) -> None
 
 # ---------------------------------------------------------------- event study
 
+@memoised
 def event_study_plot(coefs: pd.DataFrame, *,
                      ylabel: str = "Estimated difference from the year before treatment",
                      reference: int = -1, estimate_col: str = "estimate",
@@ -619,6 +622,7 @@ def event_study_plot(coefs: pd.DataFrame, *,
 
 # ---------------------------------------------------------------- power curve
 
+@memoised
 def power_curve_plot(power: pd.DataFrame, *, mde: float, unit: str = "", sesoi: float | None = None,
                      target: float = 0.8) -> Figure:
     """Power curve: the share of studies like this one that would find an effect, by its size.
@@ -683,6 +687,7 @@ def _num(x: float) -> str:
 
 # ---------------------------------------------------------------- HonestDiD
 
+@memoised
 def honest_did_plot(honest: pd.DataFrame, *, unit: str = "", breakdown: float | None = None) -> Figure:
     """Robust intervals when parallel trends may fail (Rambachan and Roth's HonestDiD).
 

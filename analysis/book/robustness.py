@@ -44,6 +44,7 @@ from analysis.book.chapters import (
     result,
     unit_of,
 )
+from analysis.book.figure_memo import memoised
 
 PRIMARY = "wild_bootstrap"
 
@@ -344,6 +345,7 @@ _MARKERS = {
 }
 
 
+@memoised
 def spec_forest(rows: pd.DataFrame, *, unit: str = "", title: str | None = None) -> Figure:
     """Forest plot of one outcome: every specification's estimate and interval.
 
@@ -1112,8 +1114,19 @@ def placebo_plot(la_code: str, *, ncols: int = 2) -> Figure:
         estimate, one panel saying so.
     """
     pe = pilot_effects(la_code).set_index("outcome")
-    outs = [o for o in _primary_outcomes() if o.id in pe.index]
-    name = _pilot_name(la_code)
+    outs = [(o.id, o.label, unit_of(o.measure)) for o in _primary_outcomes() if o.id in pe.index]
+    rows = {oid: (pe.loc[oid, "placebo"], float(pe.loc[oid, "estimate"]), pe.loc[oid, "p_value"])
+            for oid, _, _ in outs}
+    return _placebo_figure(rows, outs, _pilot_name(la_code), ncols=ncols)
+
+
+@memoised
+def _placebo_figure(rows: dict, outs: list[tuple[str, str, str]], name: str, *, ncols: int = 2) -> Figure:
+    """:func:`placebo_plot` drawn from its data (what the figure store keys on).
+
+    ``rows``: ``{outcome: (placebo estimates, estimate, p-value)}``; ``outs``:
+    ``[(outcome, label, unit)]``; ``name``: the pilot's name.
+    """
     n = max(len(outs), 1)
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
@@ -1124,21 +1137,18 @@ def placebo_plot(la_code: str, *, ncols: int = 2) -> Figure:
             ax.text(0.5, 0.5, f"{name} has no estimate of its own for the primary outcomes",
                     transform=ax.transAxes, ha="center", va="center", color=F.DARK_GREY)
             ax.set_axis_off()
-        for k, o in enumerate(outs):
+        for k, (oid, label, unit) in enumerate(outs):
             ax = axes[k // ncols][k % ncols]
-            r = pe.loc[o.id]
-            plac = r["placebo"]
-            est = float(r["estimate"])
+            plac, est, p_value = rows[oid]
             lo = float(np.nanmin(np.append(plac, est)))
             hi = float(np.nanmax(np.append(plac, est)))
             pad = 0.05 * (hi - lo or 1.0)
             ax.hist(plac, bins=np.linspace(lo - pad, hi + pad, 26), color=F.CONTEXT_GREY, edgecolor="white",
                     linewidth=0.5, zorder=2)
             ax.axvline(0, color=F.DARK_GREY, linewidth=0.8, zorder=3)
-            ax.axvline(est, color=F.PILOT_COLOUR, linewidth=2.4, zorder=4, gid=f"estimate:{o.id}")
-            p_txt = fmt_p(r["p_value"]).replace("p = ", "").replace("p ", "")
-            ax.set_title(f"{_wrap(_short_outcome(o.label), 40)}\nrank p-value {p_txt}", loc="left", fontsize=9)
-            unit = unit_of(o.measure)
+            ax.axvline(est, color=F.PILOT_COLOUR, linewidth=2.4, zorder=4, gid=f"estimate:{oid}")
+            p_txt = fmt_p(p_value).replace("p = ", "").replace("p ", "")
+            ax.set_title(f"{_wrap(_short_outcome(label), 40)}\nrank p-value {p_txt}", loc="left", fontsize=9)
             ax.set_xlabel(f"Estimate ({unit})" if unit else "Estimate", fontsize=8.5)
             ax.set_ylabel("Donors", fontsize=8.5)
             ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))

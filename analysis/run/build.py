@@ -956,6 +956,8 @@ def build_book(*, force: bool = False, quiet: bool = False, echo=print,
             early.cancel()
         return 0
     book_jobs()  # a bad SOS_BOOK_JOBS stops here, in one line, not inside the Sphinx process
+    if force:  # a clean build draws every figure again (analysis.book.figure_memo)
+        _remove(BUILD_DIR / ".figures")
     reuse = not force and (BUILD_DIR / ".doctrees" / "environment.pickle").exists()
     if old and not force:
         echo("book inputs changed: " + "; ".join(changed_parts(old, key)) +

@@ -29,6 +29,11 @@ Three figures, each the median of its runs (every run is printed):
     ...), so each is a fresh one-value change from the state the previous run left.
 
 Targets (issue 11): clean <= 90 s, warm <= 5 s, one-value change <= 30 s.
+
+The speed of a shared machine changes from hour to hour (on the project's 2-core
+machine by up to about 1.9x within a day), so the script also times a fixed piece
+of pure-Python work (20 million additions, the median of three) before and after
+the builds: figures measured in a slow hour read against that.
 """
 from __future__ import annotations
 
@@ -126,6 +131,17 @@ def summary(out: str) -> str:
     return "; ".join(said)
 
 
+def machine_speed() -> float:
+    """Seconds for a fixed piece of pure-Python work (median of three runs, each its own process)."""
+    code = "s = 0\nfor i in range(20_000_000):\n    s += i\n"
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def report(name: str, times: list[float], target: float) -> None:
     """Print the median and every run of one figure."""
     med = statistics.median(times)
@@ -161,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         py = str(project / ".venv" / "bin" / "python")
         build = [py, "-m", "analysis", "build"]
         print(f"project copy: {project}", flush=True)
+        speed_before = machine_speed()
+        print(f"machine speed before: {speed_before:.2f} s for 20 million additions", flush=True)
         sh([py, "-m", "analysis", "fetch"], project, env)
 
         clean = []
@@ -192,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
                 if "re-executes:" in line:
                     print("     ", re.sub(r"\x1b\[[0-9;]*m", "", line).strip()[:160], flush=True)
 
+        speed_after = machine_speed()
+        print(f"machine speed after: {speed_after:.2f} s for 20 million additions "
+              f"(1.41 s was the fastest seen on the project's machine)", flush=True)
         print()
         if clean:
             report("(a) clean make report", clean, 90)

@@ -31,6 +31,14 @@ starts reading another table records it the next time it runs.
 
 Code of ``analysis/`` is covered by the import closure, not by the record, and
 files under ``_build/`` are not recorded (the build writes them).
+
+The extension also sets up how the chapters execute: their kernels are forked
+from a server that has imported their libraries (:mod:`analysis.book.kernel_fork`),
+their figures come from the figure store when their data are unchanged
+(:mod:`analysis.book.figure_memo`), they are read one per batch, slowest first
+(:func:`reading_order`), and three waits of the libraries are shortened
+(:func:`_quick_kernel_handshake`, :func:`_cache_bibtex_plugins`, the imports kept
+in the environment).
 """
 from __future__ import annotations
 

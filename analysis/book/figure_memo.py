@@ -106,11 +106,14 @@ def memoised(draw: Callable[..., Any]) -> Callable[..., Any]:
         except (OSError, EOFError, pickle.UnpicklingError, ValueError):
             pass
         data, metadata = shell.display_formatter.format(draw(*args, **kwargs))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pickle.dumps((data, metadata), protocol=5))
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pickle.dumps((data, metadata), protocol=5))
+            os.replace(tmp, path)
+        except OSError:  # the store only saves time: a folder it cannot write fails no chapter
+            pass
         return StoredFigure(data, metadata)
 
     wrapper.__wrapped__ = draw

@@ -44,6 +44,10 @@ def server(tmp_path, monkeypatch):
     sock = tmp_path / "k.sock"
     proc = subprocess.Popen([sys.executable, "-m", "analysis.book.kernel_fork", "serve", str(sock)],
                             cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while not sock.exists() and time.monotonic() < deadline:  # listening (a build starts it seconds ahead)
+        time.sleep(0.05)
+    assert sock.exists()
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv(kernel_fork.SERVER_VAR, str(sock))
     yield proc

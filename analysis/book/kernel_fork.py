@@ -30,6 +30,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 #: Environment variable naming the fork server's socket.
 SERVER_VAR = "SOS_KERNEL_FORKSERVER"
@@ -38,6 +39,8 @@ PRELOAD = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "i
            "IPython.core.history", "numpy", "pandas", "matplotlib.pyplot", "matplotlib_inline.backend_inline",
            "yaml")
 _FDS = (0, 1, 2)
+#: Seconds a launcher waits for the server's socket to appear (the server has just been started).
+START_WAIT = 2.0
 
 
 def kernelspec(folder: str, python: str = sys.executable) -> str:
@@ -179,6 +182,9 @@ def launch(argv: list[str]) -> int:
     try:
         if not path:
             raise OSError("no fork server")
+        deadline = time.monotonic() + START_WAIT
+        while not os.path.exists(path) and time.monotonic() < deadline:  # the server is starting
+            time.sleep(0.02)
         sock.connect(path)
         _send(sock, {"argv": argv, "env": dict(os.environ), "cwd": os.getcwd()}, _FDS)
         reply, _ = _recv(sock)

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analysis.core import files
 from analysis.design import DESIGN_PATH
 from analysis.run import build
 
@@ -365,3 +366,20 @@ def test_run_cache_key_follows_the_columns_a_run_reads(tmp_path, monkeypatch):
     assert cache.key(panel.iloc[::-1], None, rb) != kb  # row order
     assert cache.key(panel.astype({"b": "float32"}), None, rb) != kb  # column type
     assert cache.key(panel.copy(), None, ra) == ka  # same values in another frame: same key
+
+
+def test_atomic_writer_leaves_nothing_half_written(tmp_path, monkeypatch):
+
+
+    target = tmp_path / "sub" / "entry.pkl"
+    files.write_bytes_atomically(target, b"first")
+    assert target.read_bytes() == b"first"
+
+    def broken(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(files.os, "replace", broken)
+    with pytest.raises(OSError, match="disk full"):
+        files.write_bytes_atomically(target, b"second")
+    assert target.read_bytes() == b"first"  # the old entry stays whole
+    assert sorted(p.name for p in target.parent.iterdir()) == ["entry.pkl"]  # no temporary file left

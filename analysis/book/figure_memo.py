@@ -23,9 +23,10 @@ import hashlib
 import os
 import pickle
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
+
+from analysis.core.files import write_bytes_atomically
 
 #: Environment variable naming the figure store.
 STORE_VAR = "SOS_FIGURE_CACHE"
@@ -107,11 +108,7 @@ def memoised(draw: Callable[..., Any]) -> Callable[..., Any]:
             pass
         data, metadata = shell.display_formatter.format(draw(*args, **kwargs))
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(pickle.dumps((data, metadata), protocol=5))
-            os.replace(tmp, path)
+            write_bytes_atomically(path, pickle.dumps((data, metadata), protocol=5))
         except OSError:  # the store only saves time: a folder it cannot write fails no chapter
             pass
         return StoredFigure(data, metadata)

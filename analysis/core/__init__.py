@@ -1,1 +1,1 @@
-"""Core: every folder the pipeline uses (``paths``) and the error types (``errors``)."""
+"""Core: every folder the pipeline uses (``paths``), the error types (``errors``), the atomic writer (``files``)."""

@@ -66,6 +66,7 @@ from typing import Any, Iterable
 
 from analysis.childlevel.pipeline import add_child_level, input_files, read_and_validate
 from analysis.core.errors import DataError
+from analysis.core.files import write_bytes_atomically
 from analysis.core.paths import (
     BUILD_DIR,
     DATA_DIR,
@@ -508,14 +509,6 @@ def ensure_results(panel_dir: Path | None = None, out_dir: Path | None = None, *
     write_stamp(out_dir / KEY_FILE, key, n_estimates=int(len(results.estimates)))
     echo(f"{len(results.estimates)} estimates in {time.perf_counter() - t0:.1f} s into {_rel(out_dir)}")
     return True, written
-
-
-def write_bytes_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then move it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=".part-", dir=Path(path).parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
 
 
 def reader_cache_dir(out_dir: Path) -> Path:

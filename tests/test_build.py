@@ -369,8 +369,6 @@ def test_run_cache_key_follows_the_columns_a_run_reads(tmp_path, monkeypatch):
 
 
 def test_atomic_writer_leaves_nothing_half_written(tmp_path, monkeypatch):
-
-
     target = tmp_path / "sub" / "entry.pkl"
     files.write_bytes_atomically(target, b"first")
     assert target.read_bytes() == b"first"
